@@ -1,0 +1,5 @@
+//! Our extractors: their rejections are our problem responses.
+
+mod json;
+
+pub use json::ApiJson;

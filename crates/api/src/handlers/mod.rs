@@ -1,0 +1,3 @@
+//! Handlers, one module per resource; each function is a verb.
+
+pub mod health;

@@ -1,0 +1,34 @@
+//! Gatehouse's HTTP adapter: the router (a pure function of the state, so tests
+//! drive it with `oneshot`), the middleware stack, and `serve`.
+
+pub mod error;
+pub mod extract;
+mod handlers;
+pub mod middleware;
+mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::{ApiError, FieldError};
+pub use routes::{app, build, routes};
+pub use state::AppState;
+
+/// Serves `app` on an already-bound listener until `shutdown` completes, then
+/// stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,141 @@
+//! Per-request context: the request id, the resolved client IP, whether the
+//! request arrived over HTTPS, and the one access-log line per request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use gatehouse_core::network;
+use http::{HeaderName, HeaderValue};
+
+use crate::state::AppState;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// What later layers and handlers know about the request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: Arc<str>,
+    /// `None` only when no socket peer is known (in-process tests).
+    pub client_ip: Option<IpAddr>,
+    pub is_https: bool,
+    filled: Arc<Filled>,
+}
+
+/// Facts learned after routing, read back for the access log.
+#[derive(Debug, Default)]
+struct Filled {
+    route: OnceLock<String>,
+    user_id: OnceLock<String>,
+}
+
+impl RequestContext {
+    /// Records the authenticated user for the access log.
+    pub fn set_user_id(&self, user_id: impl Into<String>) {
+        let _ = self.filled.user_id.set(user_id.into());
+    }
+}
+
+/// Accepts a client's request id only if it is short and plain, so it is
+/// safe to echo in headers and logs.
+fn is_valid_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Outermost layer: assigns the request id, resolves the client, and logs
+/// one line when the response is ready.
+pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id: Arc<str> = match req.headers().get(&X_REQUEST_ID) {
+        Some(v) if is_valid_request_id(v.as_bytes()) => {
+            Arc::from(String::from_utf8_lossy(v.as_bytes()).as_ref())
+        }
+        _ => Arc::from(uuid::Uuid::now_v7().to_string()),
+    };
+    let config = state.config();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let is_trusted_peer =
+        peer.is_some_and(|ip| config.trusted_proxies.iter().any(|n| n.contains(&ip)));
+    let forwarded_for = req
+        .headers()
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok());
+    let client_ip = peer.map(|ip| network::client_ip(ip, forwarded_for, &config.trusted_proxies));
+    // X-Forwarded-Proto is believed only from a trusted proxy.
+    let forwarded_https = is_trusted_peer
+        && req
+            .headers()
+            .get(&X_FORWARDED_PROTO)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        client_ip,
+        is_https: config.tls.is_some() || forwarded_https,
+        filled: Arc::default(),
+    };
+    let method = req.method().clone();
+    let filled = ctx.filled.clone();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    req.extensions_mut().insert(ctx);
+
+    let mut res = next.run(req).await;
+
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    let status = res.status().as_u16();
+    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    tracing::info!(
+        target: "gatehouse::access",
+        request_id = %request_id,
+        method = %method,
+        route = filled.route.get().map_or("<unmatched>", String::as_str),
+        status,
+        duration_ms,
+        ip = client_ip.map(|ip| ip.to_string()),
+        user_id = filled.user_id.get().map(String::as_str),
+        "request"
+    );
+    res
+}
+
+/// Inner layer (runs after routing): notes the matched route template, so
+/// logs and metrics never carry raw paths with ids.
+pub async fn capture_route(req: Request, next: Next) -> Response {
+    if let (Some(path), Some(ctx)) = (
+        req.extensions().get::<MatchedPath>(),
+        req.extensions().get::<RequestContext>(),
+    ) {
+        let _ = ctx.filled.route.set(path.as_str().to_owned());
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_request_id;
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(is_valid_request_id(b"abc-123_x.y"));
+        assert!(is_valid_request_id(&[b'a'; 64]));
+        assert!(!is_valid_request_id(&[b'a'; 65]));
+        assert!(!is_valid_request_id(b""));
+        assert!(!is_valid_request_id(b"has space"));
+        assert!(!is_valid_request_id(b"inject\r\nx"));
+    }
+}

@@ -1,0 +1,83 @@
+//! THE route table and the middleware stack around it.
+
+use std::any::Any;
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use tower::{Layer, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::handlers::health;
+use crate::middleware::{context, cors, host, problem, security_headers};
+use crate::state::AppState;
+
+/// The application: every route of the contract behind the full stack.
+pub fn app(state: AppState) -> Router {
+    build(state, routes())
+}
+
+/// The route table.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+}
+
+/// Wraps `routes` in the middleware stack. Public so tests can mount extra
+/// routes behind exactly the production stack.
+pub fn build(state: AppState, routes: Router<AppState>) -> Router {
+    let config = state.config();
+    let inner = routes
+        // JSON bodies: refused with 413 from Content-Length up front, or once
+        // a chunked body passes the limit while being read.
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .fallback(not_found)
+        .layer(from_fn(context::capture_route))
+        .with_state(state.clone());
+    // Trailing-slash normalisation must happen before routing, so it wraps
+    // the router instead of being one of its layers.
+    let normalized = NormalizePathLayer::trim_trailing_slash().layer(inner);
+
+    // Outermost first.
+    let stack = ServiceBuilder::new()
+        // 1. Request id, client IP, one access-log line: sees every response.
+        .layer(from_fn_with_state(state.clone(), context::track))
+        // 2. Security headers on everything below, errors included.
+        .layer(from_fn_with_state(state.clone(), security_headers::apply))
+        // 3. Every error response becomes problem+json with the request id.
+        .layer(from_fn_with_state(state.clone(), problem::render))
+        // 4. Unknown Host names are refused before any work is done.
+        .layer(from_fn_with_state(state.clone(), host::check))
+        // 5. CORS answers preflights and decorates allowed origins.
+        .layer(cors::layer(&config.cors))
+        // 6. Bounded request time (408).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        // 7. A panic becomes an opaque 500, never a dropped connection.
+        .layer(CatchPanicLayer::custom(panic_response))
+        .service(normalized);
+    Router::new().fallback_service(stack)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = message, "handler panicked");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}

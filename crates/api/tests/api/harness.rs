@@ -1,0 +1,381 @@
+//! The one test harness: configuration, databases, the app, and requests.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use gatehouse_api::AppState;
+use gatehouse_core::clock::SystemClock;
+use gatehouse_core::config::Config;
+use gatehouse_store::Database;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+pub const TEST_JWT_SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+pub const TEST_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 40_000);
+
+/// Which database a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set (CI sets it).
+pub fn backends() -> Vec<Backend> {
+    let mut list = vec![Backend::Sqlite];
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL")
+        && !url.trim().is_empty()
+    {
+        list.push(Backend::Postgres(url));
+    }
+    list
+}
+
+/// Settings every test starts from: small Argon2 costs, fixed keys.
+pub fn base_vars() -> Vec<(String, String)> {
+    [
+        ("ENVIRONMENT", "development"),
+        ("JWT_SECRET_KEY", TEST_JWT_SECRET),
+        ("ARGON2_MEMORY_COST", "64"),
+        ("ARGON2_TIME_COST", "1"),
+        ("ARGON2_PARALLELISM", "1"),
+        ("DATA_ENCRYPTION_KEYS", &format!("k1:{TEST_KEY_B64}")),
+        ("BLIND_INDEX_KEY", TEST_KEY_B64),
+        ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars = base_vars();
+    for (k, v) in overrides {
+        vars.retain(|(name, _)| name != k);
+        vars.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    Config::from_vars(vars).expect("test configuration is valid")
+}
+
+/// A migrated, empty database of the given backend, private to one test.
+pub struct TestDb {
+    pub db: Database,
+    /// Kept alive for the SQLite file's lifetime.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> Self {
+        Self::with_postgres_addr(backend, None).await
+    }
+
+    /// For PostgreSQL, `via` replaces the server address (used to put a
+    /// proxy in between).
+    pub async fn with_postgres_addr(backend: &Backend, via: Option<SocketAddr>) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                let db = Database::connect(&url, Default::default()).await.unwrap();
+                db.migrate().await.unwrap();
+                Self {
+                    db,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres(url) => {
+                let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await
+                    .expect("TEST_DATABASE_URL is reachable");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let mut options = PgConnectOptions::from_str(url)
+                    .unwrap()
+                    .options([("search_path", schema.as_str())]);
+                if let Some(addr) = via {
+                    options = options.host(&addr.ip().to_string()).port(addr.port());
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(5)
+                    .acquire_timeout(std::time::Duration::from_secs(2))
+                    .connect_lazy_with(options);
+                let db = Database::Postgres(pool);
+                db.migrate().await.unwrap();
+                Self { db, _dir: None }
+            }
+        }
+    }
+}
+
+/// The real app on a real database.
+pub struct TestApp {
+    pub router: Router,
+    #[allow(dead_code, reason = "used by tests of later features")]
+    pub state: AppState,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn new(backend: &Backend) -> Self {
+        Self::with(backend, &[], Router::new()).await
+    }
+
+    pub async fn with(
+        backend: &Backend,
+        overrides: &[(&str, &str)],
+        extra: Router<AppState>,
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        Self::on(db, config(overrides), extra)
+    }
+
+    pub fn on(db: TestDb, config: Config, extra: Router<AppState>) -> Self {
+        let state = AppState::new(
+            Arc::new(config),
+            Arc::new(SystemClock),
+            vec![Arc::new(db.db.clone())],
+        );
+        let router = gatehouse_api::build(state.clone(), routes_with(extra));
+        Self { router, state, db }
+    }
+
+    /// Sends a request as if from [`PEER`], with `Host: localhost` unless set.
+    pub async fn send(&self, mut req: Request<Body>) -> TestResponse {
+        if !req.headers().contains_key(http::header::HOST) {
+            req.headers_mut()
+                .insert(http::header::HOST, "localhost".parse().unwrap());
+        }
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(PEER)));
+        }
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> TestResponse {
+        self.send(
+            Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// The production route table plus a test's extra routes.
+fn routes_with(extra: Router<AppState>) -> Router<AppState> {
+    gatehouse_api::routes().merge(extra)
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code, whose
+    /// `request_id` matches the header; returns the body.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status.as_u16());
+        assert_eq!(body["type"], "about:blank");
+        assert!(body["title"].is_string());
+        assert!(body["detail"].is_string());
+        assert_eq!(
+            body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "request_id matches the header"
+        );
+        body
+    }
+}
+
+/// A TCP proxy that can be cut and restored, to take a database "down"
+/// without touching the server other tests share.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    is_up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let is_up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let is_up = is_up.clone();
+            let links = links.clone();
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !is_up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            })
+        };
+        Self {
+            addr,
+            is_up,
+            links,
+            accept,
+        }
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    pub fn cut(&self) {
+        self.is_up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.is_up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// The PostgreSQL server address of a URL.
+pub fn postgres_addr(url: &str) -> SocketAddr {
+    let options = PgConnectOptions::from_str(url).unwrap();
+    let host = match options.get_host() {
+        "localhost" => "127.0.0.1",
+        other => other,
+    };
+    format!("{host}:{}", options.get_port()).parse().unwrap()
+}
+
+/// Routes mounted only in tests, to reach behaviours no production route
+/// triggers on demand (a panic, a hidden 500, a slow handler).
+pub mod probes {
+    use std::time::Duration;
+
+    use axum::Json;
+    use axum::Router;
+    use axum::routing::{get, post};
+    use gatehouse_api::extract::ApiJson;
+    use gatehouse_api::{ApiError, AppState};
+    use serde::Deserialize;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Echo {
+        pub name: String,
+        pub count: u32,
+    }
+
+    #[derive(Debug)]
+    struct HiddenCause;
+    impl std::fmt::Display for HiddenCause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("SELECT secret FROM vault at /srv/gatehouse/src/db.rs:42")
+        }
+    }
+    impl std::error::Error for HiddenCause {}
+
+    pub fn routes() -> Router<AppState> {
+        Router::new()
+            .route(
+                "/test/echo",
+                post(|ApiJson(e): ApiJson<Echo>| async move {
+                    Json(json!({"name": e.name, "count": e.count}))
+                }),
+            )
+            .route(
+                "/test/panic",
+                get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("boom with internal detail");
+                    }
+                    Json(Value::Null)
+                }),
+            )
+            .route(
+                "/test/internal",
+                get(|| async { Err::<Json<Value>, _>(ApiError::internal(HiddenCause)) }),
+            )
+            .route(
+                "/test/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Json(json!({}))
+                }),
+            )
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests: the real router over a real database (SQLite always,
+//! PostgreSQL when `TEST_DATABASE_URL` is set).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails loudly"
+)]
+
+mod harness;
+
+mod conventions;
+mod cors;
+mod headers;
+mod lifecycle;
+mod readiness;

@@ -1,0 +1,123 @@
+//! Key material from configuration: data-encryption keys (`kid:base64` list),
+//! the blind-index key, and random secrets for development.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret, SecretBox};
+
+/// Length of every symmetric data key (AES-256, HMAC-SHA256).
+pub const KEY_LEN: usize = 32;
+
+/// A 32-byte key with its id. `Debug` never shows the bytes.
+#[derive(Debug)]
+pub struct DataKey {
+    pub kid: String,
+    key: SecretBox<[u8; KEY_LEN]>,
+}
+
+impl DataKey {
+    pub fn new(kid: impl Into<String>, key: [u8; KEY_LEN]) -> Self {
+        Self {
+            kid: kid.into(),
+            key: SecretBox::new(Box::new(key)),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
+        self.key.expose_secret()
+    }
+}
+
+/// Data-encryption keys: the first encrypts, all decrypt.
+#[derive(Debug)]
+pub struct DataKeys {
+    keys: Vec<DataKey>,
+}
+
+impl DataKeys {
+    /// Parses `kid:base64key[,kid:base64key…]`. Errors never include key bytes.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut keys: Vec<DataKey> = Vec::new();
+        for (i, entry) in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let n = i + 1;
+            let (kid, b64) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("entry {n} is not `kid:base64key`"))?;
+            let kid = kid.trim();
+            if !is_kid(kid) {
+                return Err(format!(
+                    "entry {n}: key id must be 1-32 characters of A-Z a-z 0-9 _ -"
+                ));
+            }
+            if keys.iter().any(|k| k.kid == kid) {
+                return Err(format!("entry {n}: key id `{kid}` appears twice"));
+            }
+            let key = parse_base64_key(b64).map_err(|e| format!("entry {n} (`{kid}`): {e}"))?;
+            keys.push(DataKey::new(kid, key));
+        }
+        if keys.is_empty() {
+            return Err("no keys given".into());
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn from_keys(keys: Vec<DataKey>) -> Option<Self> {
+        (!keys.is_empty()).then_some(Self { keys })
+    }
+
+    /// The key that encrypts new values.
+    pub fn primary(&self) -> &DataKey {
+        // `parse`/`from_keys` guarantee at least one key.
+        &self.keys[0]
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&DataKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| k.kid.as_str())
+    }
+}
+
+fn is_kid(kid: &str) -> bool {
+    !kid.is_empty()
+        && kid.len() <= 32
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Decodes a standard-base64 32-byte key.
+pub fn parse_base64_key(b64: &str) -> Result<[u8; KEY_LEN], String> {
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| "key is not valid standard base64".to_owned())?;
+    <[u8; KEY_LEN]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("key must decode to {KEY_LEN} bytes, got {}", bytes.len()))
+}
+
+/// A fresh random 32-byte key.
+pub fn generate_key() -> Result<[u8; KEY_LEN], getrandom::Error> {
+    let mut key = [0u8; KEY_LEN];
+    getrandom::fill(&mut key)?;
+    Ok(key)
+}
+
+/// A random HS256 secret for development (64 url-safe characters); `None`
+/// when the OS has no random source.
+pub(crate) fn random_secret() -> Option<String> {
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Encodes a key as standard base64 (for writing development key files).
+pub fn encode_key(key: &[u8; KEY_LEN]) -> String {
+    STANDARD.encode(key)
+}

@@ -1,0 +1,172 @@
+//! The `gatehouse` binary end to end: configuration errors, `check-config`,
+//! `migrate`, and `serve` answering `/health` then stopping on SIGTERM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails loudly"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "cli-test-secret-0123456789-abcdefghijkl";
+const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The binary with a clean environment inside a fresh directory (so no
+/// developer `.env` or `./data` is picked up).
+fn gatehouse(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn bad_settings_stop_startup_with_one_line_per_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &[
+            ("ARGON2_TIME_COST", "fast"),
+            ("JWT_SECRET_KEY", "tiny-secret"),
+        ],
+    )
+    .arg("serve")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("ARGON2_TIME_COST")));
+    assert!(lines.iter().any(|l| l.contains("JWT_SECRET_KEY")));
+    assert!(!stderr.contains("tiny-secret"));
+    assert!(!dir.path().join("data").exists(), "nothing created on a bad config");
+}
+
+#[test]
+fn production_refuses_missing_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(dir.path(), &[("ENVIRONMENT", "production"), ("SECURE_COOKIES", "false")])
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for var in [
+        "JWT_SECRET_KEY",
+        "DATA_ENCRYPTION_KEYS",
+        "BLIND_INDEX_KEY",
+        "SECURE_COOKIES",
+    ] {
+        assert!(stderr.contains(var), "{var} not named in {stderr}");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("k1:{KEY_B64}");
+    let out = gatehouse(
+        dir.path(),
+        &[
+            ("JWT_SECRET_KEY", SECRET),
+            ("DATA_ENCRYPTION_KEYS", &key),
+            ("BLIND_INDEX_KEY", KEY_B64),
+            ("DATABASE_URL", "postgres://app:db-password@127.0.0.1/gh"),
+            ("JWT_SECRET", "typo"),
+        ],
+    )
+    .arg("check-config")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let view: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(view["JWT_SECRET_KEY"], "[redacted]");
+    assert_eq!(view["DATA_ENCRYPTION_KEYS"][0], "k1:[redacted]");
+    for secret in [SECRET, KEY_B64, "db-password"] {
+        assert!(!stdout.contains(secret), "{secret} leaked");
+    }
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("unknown variable JWT_SECRET"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(dir.path(), &[("JWT_SECRET_KEY", SECRET)])
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(dir.path().join("data/gatehouse.db").exists());
+    assert!(dir.path().join("data/dev-keys.json").exists());
+}
+
+#[tokio::test]
+async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = gatehouse(
+        dir.path(),
+        &[("BIND_ADDR", "127.0.0.1:0"), ("JWT_SECRET_KEY", SECRET)],
+    )
+    .arg("serve")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .unwrap();
+
+    // The bound address is in the startup log line.
+    let stdout = child.stdout.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if !sent {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "gatehouse listening" {
+                        addr_tx.send(v["addr"].as_str().unwrap().to_owned()).unwrap();
+                        sent = true;
+                    }
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server reported its address");
+
+    let res = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let ready = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let lines = reader.join().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("gatehouse stopped")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains(SECRET)), "secret in logs");
+}

@@ -1,0 +1,181 @@
+//! Connection pools and migrations for both backends.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gatehouse_core::CoreError;
+use gatehouse_core::ports::HealthProbe;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Errors from opening or migrating a database. Messages name the step; the
+/// sqlx cause is kept as the source for logs, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    #[error("invalid database URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("cannot create the database directory")]
+    CreateDir(#[source] std::io::Error),
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A pool on one of the supported backends.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens a pool. A SQLite file (and its directory) is created on first
+    /// use; connecting is lazy for PostgreSQL so a server that starts later is
+    /// picked up without a restart.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(StoreError::InvalidUrl)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+                && dir != Path::new(":memory:")
+            {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(StoreError::CreateDir)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .min_connections(settings.min_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(settings.idle_timeout)
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .min_connections(settings.min_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(settings.idle_timeout)
+                .connect_lazy_with(options);
+            Ok(Self::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Applies the embedded migrations of this backend (idempotent; takes a
+    /// lock so concurrent instances do not race).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+        .map_err(StoreError::Migrate)
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Waits for checked-out connections to return, then closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[async_trait]
+impl HealthProbe for Database {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), CoreError> {
+        self.ping()
+            .await
+            .map_err(|e| CoreError::unavailable("database", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_file_and_directory_are_created_and_migrated_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/gatehouse.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = Database::connect(&url, PoolSettings::default())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db.migrate().await.unwrap();
+        db.ping().await.unwrap();
+        assert!(path.exists());
+        assert!(db.check().await.is_ok());
+        db.close().await;
+        assert!(db.check().await.is_err(), "a closed pool is not ready");
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused() {
+        let err = Database::connect("mysql://x", PoolSettings::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl));
+    }
+}
