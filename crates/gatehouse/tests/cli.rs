@@ -48,16 +48,22 @@ fn bad_settings_stop_startup_with_one_line_per_variable() {
     assert!(lines.iter().any(|l| l.contains("ARGON2_TIME_COST")));
     assert!(lines.iter().any(|l| l.contains("JWT_SECRET_KEY")));
     assert!(!stderr.contains("tiny-secret"));
-    assert!(!dir.path().join("data").exists(), "nothing created on a bad config");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing created on a bad config"
+    );
 }
 
 #[test]
 fn production_refuses_missing_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let out = gatehouse(dir.path(), &[("ENVIRONMENT", "production"), ("SECURE_COOKIES", "false")])
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &[("ENVIRONMENT", "production"), ("SECURE_COOKIES", "false")],
+    )
+    .arg("check-config")
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     for var in [
@@ -87,7 +93,11 @@ fn check_config_prints_the_effective_configuration_redacted() {
     .arg("check-config")
     .output()
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let view: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(view["JWT_SECRET_KEY"], "[redacted]");
@@ -106,7 +116,11 @@ fn migrate_creates_the_sqlite_database() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(dir.path().join("data/gatehouse.db").exists());
     assert!(dir.path().join("data/dev-keys.json").exists());
 }
@@ -132,13 +146,14 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
-            if !sent {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "gatehouse listening" {
-                        addr_tx.send(v["addr"].as_str().unwrap().to_owned()).unwrap();
-                        sent = true;
-                    }
-                }
+            if !sent
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "gatehouse listening"
+            {
+                addr_tx
+                    .send(v["addr"].as_str().unwrap().to_owned())
+                    .unwrap();
+                sent = true;
             }
             lines.push(line);
         }
