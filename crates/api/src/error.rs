@@ -222,6 +222,48 @@ impl ApiError {
 impl From<CoreError> for ApiError {
     fn from(err: CoreError) -> Self {
         match err {
+            CoreError::Validation(problems) => Self::validation(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::new(p.field, p.message))
+                    .collect(),
+            ),
+            CoreError::WeakPassword(reason) => {
+                Self::new(StatusCode::BAD_REQUEST, "weak_password", reason)
+            }
+            // Same answer whichever field collided (no account enumeration).
+            CoreError::RegistrationFailed => Self::new(
+                StatusCode::BAD_REQUEST,
+                "registration_failed",
+                "Unable to create account with provided information",
+            ),
+            CoreError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The resource conflicts with an existing one",
+            ),
+            // Same answer for unknown email and wrong password.
+            CoreError::InvalidCredentials => {
+                Self::unauthorized("invalid_credentials", "Invalid email or password")
+            }
+            CoreError::AccountLocked { retry_after } => Self::too_many_requests(
+                "account_locked",
+                "Too many failed login attempts; try again later",
+                retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            ),
+            CoreError::EmailNotVerified => Self::new(
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "The email address has not been verified",
+            ),
+            CoreError::InvalidToken => {
+                Self::unauthorized("invalid_token", "Invalid or expired access token")
+            }
+            CoreError::InvalidRefreshToken => {
+                Self::unauthorized("invalid_refresh_token", "Invalid or expired refresh token")
+            }
+            CoreError::Forbidden => Self::forbidden(),
+            CoreError::NotFound => Self::not_found(),
             CoreError::Unavailable { .. } => {
                 let p = Problem::for_status(StatusCode::SERVICE_UNAVAILABLE);
                 let mut api = Self::new(StatusCode::SERVICE_UNAVAILABLE, p.code, p.detail);

@@ -1,6 +1,7 @@
 //! Gatehouse's HTTP adapter: the router (a pure function of the state, so tests
 //! drive it with `oneshot`), the middleware stack, and `serve`.
 
+mod cookies;
 pub mod error;
 pub mod extract;
 mod handlers;
@@ -16,7 +17,7 @@ use tokio::net::TcpListener;
 
 pub use error::{ApiError, FieldError};
 pub use routes::{app, build, routes};
-pub use state::AppState;
+pub use state::{AppState, Services};
 
 /// Serves `app` on an already-bound listener until `shutdown` completes, then
 /// stops accepting and lets in-flight requests finish.

@@ -1,10 +1,44 @@
 //! Domain errors. They speak of the domain; HTTP words live in the API crate.
 
 use std::error::Error as StdError;
+use std::time::Duration;
+
+use crate::user::FieldProblem;
 
 /// Errors raised by use cases and ports.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// Input broke a field rule.
+    #[error("invalid input")]
+    Validation(Vec<FieldProblem>),
+    /// A new password broke the policy; the sentence says which rule.
+    #[error("weak password: {0}")]
+    WeakPassword(&'static str),
+    /// Registration collided with an existing account. Deliberately vague:
+    /// which field collided is not revealed.
+    #[error("registration failed")]
+    RegistrationFailed,
+    /// A unique constraint was violated.
+    #[error("conflict with an existing record")]
+    Conflict,
+    /// Unknown account or wrong password: one error for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account locked")]
+    AccountLocked { retry_after: Duration },
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// Missing, malformed, expired, revoked or stale access token.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Unknown, expired, revoked or reused refresh token.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// Authenticated, but the role lacks the permission.
+    #[error("permission denied")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
     /// A dependency (database, cache) did not answer.
     #[error("{dependency} is unavailable")]
     Unavailable {

@@ -1,10 +1,17 @@
-//! Ports: the traits that storage, cache and mail adapters implement.
+//! Ports: the traits that storage, cache and mail adapters implement, and the
+//! plain records that cross them. Timestamps at this boundary are Unix
+//! milliseconds, the one representation both SQL backends compare alike.
 
 use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
 use crate::CoreError;
+use crate::config::LockoutConfig;
+use crate::user::User;
 
 /// A dependency whose reachability decides readiness (`GET /ready`).
 #[async_trait]
@@ -13,4 +20,135 @@ pub trait HealthProbe: Send + Sync + Debug {
     fn name(&self) -> &'static str;
     /// Answers `Ok` when the dependency responds.
     async fn check(&self) -> Result<(), CoreError>;
+}
+
+/// A user row as stored: PII encrypted, email as a blind index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub email_enc: String,
+    pub full_name_enc: Option<String>,
+    pub password_hash: String,
+    pub role: String,
+    pub is_active: bool,
+    pub email_verified: bool,
+    pub mfa_enabled: bool,
+    pub auth_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What creating a user writes.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub record: UserRecord,
+    /// Lower-cased username (case-insensitive uniqueness).
+    pub username_key: String,
+    pub email_index: String,
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync + Debug {
+    /// Fails with [`CoreError::Conflict`] when the username or email exists.
+    async fn create(&self, user: &NewUser) -> Result<(), CoreError>;
+    async fn by_id(&self, id: Uuid) -> Result<Option<UserRecord>, CoreError>;
+    async fn by_email_index(&self, index: &str) -> Result<Option<UserRecord>, CoreError>;
+    async fn by_username_key(&self, key: &str) -> Result<Option<UserRecord>, CoreError>;
+    /// Replaces the hash without touching `auth_version` (a re-hash keeps
+    /// the same password, so existing tokens stay valid).
+    async fn set_password_hash(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError>;
+}
+
+/// A login: the family of refresh tokens issued by one sign-in.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    /// SHA-256 of the token; the token itself is never stored.
+    pub digest: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A presented refresh token with the state of its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLookup {
+    pub token_id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: i64,
+    /// Set once the token was exchanged: presenting it again is reuse.
+    pub used_at: Option<i64>,
+    pub session_revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated,
+    /// Another request exchanged the token first: treat as reuse.
+    AlreadyUsed,
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync + Debug {
+    /// Creates the session and its first refresh token atomically.
+    async fn start(&self, session: &NewSession, token: &NewRefreshToken) -> Result<(), CoreError>;
+    async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError>;
+    /// Marks `old` used and stores `next` in one transaction, only if `old`
+    /// was still unused.
+    async fn rotate(
+        &self,
+        old: Uuid,
+        next: &NewRefreshToken,
+        now: i64,
+    ) -> Result<Rotation, CoreError>;
+    /// Revokes one session (all of its refresh tokens). True if it was live.
+    async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError>;
+    /// Revokes every session of a user; returns how many were live.
+    async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError>;
+}
+
+/// Access tokens refused before their expiry (logout).
+#[async_trait]
+pub trait TokenDenylist: Send + Sync + Debug {
+    /// Denies `jti` until `expires_at` (Unix seconds), after which the token
+    /// is dead anyway and the entry may be dropped.
+    async fn deny(&self, jti: &str, expires_at: i64) -> Result<(), CoreError>;
+    async fn is_denied(&self, jti: &str) -> Result<bool, CoreError>;
+}
+
+/// Consecutive login failures per account key (lockout).
+#[async_trait]
+pub trait LoginThrottle: Send + Sync + Debug {
+    /// Time left on the lock, if `key` is locked at `now` (Unix ms).
+    async fn locked_for(&self, key: &str, now: i64) -> Result<Option<Duration>, CoreError>;
+    /// Counts a failure; returns the lock's length if this one locks `key`.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutConfig,
+    ) -> Result<Option<Duration>, CoreError>;
+    /// A success clears the count.
+    async fn reset(&self, key: &str) -> Result<(), CoreError>;
+}
+
+/// Hot users by id, for the per-request current-state check.
+#[async_trait]
+pub trait UserCache: Send + Sync + Debug {
+    async fn get(&self, id: Uuid) -> Option<Arc<User>>;
+    async fn put(&self, user: Arc<User>);
+    /// Drops `id` here and, for shared caches, on every instance.
+    async fn invalidate(&self, id: Uuid);
 }

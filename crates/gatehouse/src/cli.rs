@@ -33,6 +33,16 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
+    /// Create an admin account. The password is read from standard input
+    /// (first line) or prompted for; never from the command line.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        full_name: Option<String>,
+    },
 }
 
 /// Exit code for a configuration that cannot be used.
@@ -109,6 +119,11 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
             Command::Serve => serve::run(config).await,
             Command::Migrate => migrate(&config).await,
             Command::CheckConfig => Ok(()),
+            Command::CreateAdmin {
+                username,
+                email,
+                full_name,
+            } => crate::admin::create(&config, username, email, full_name).await,
         }
     });
     result.map_err(|err| {

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use gatehouse_core::config::{
     Config, DataKey, DataKeys, encode_key, generate_key, parse_base64_key,
@@ -43,13 +44,13 @@ pub fn ensure(config: &mut Config) -> Result<Option<PathBuf>, String> {
         file
     };
     if config.data_keys.is_none() {
-        config.data_keys = Some(DataKeys::parse(&file.data_encryption_keys)?);
+        config.data_keys = Some(Arc::new(DataKeys::parse(&file.data_encryption_keys)?));
     }
     if config.blind_index_key.is_none() {
-        config.blind_index_key = Some(DataKey::new(
+        config.blind_index_key = Some(Arc::new(DataKey::new(
             "blind",
             parse_base64_key(&file.blind_index_key)?,
-        ));
+        )));
     }
     Ok(Some(path))
 }

@@ -1,11 +1,13 @@
 //! The `gatehouse` binary: parses the command line, loads the configuration
 //! and wires the crates together. No logic of its own lives here.
 
+mod admin;
 mod cli;
 mod devkeys;
 mod env;
 mod serve;
 mod telemetry;
+mod wiring;
 
 use std::process::ExitCode;
 

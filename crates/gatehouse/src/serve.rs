@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use gatehouse_api::AppState;
-use gatehouse_core::clock::SystemClock;
 use gatehouse_core::config::Config;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,11 +23,7 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
         db.migrate().await.map_err(|e| error_chain(&e))?;
         tracing::info!(backend = db.backend(), "migrations applied");
     }
-    let state = AppState::new(
-        config.clone(),
-        Arc::new(SystemClock),
-        vec![Arc::new(db.clone())],
-    );
+    let state = AppState::new(config.clone(), crate::wiring::services(&config, &db)?);
     let app = gatehouse_api::app(state);
 
     let listener = TcpListener::bind(config.bind_addr)

@@ -1,6 +1,38 @@
 //! Storage adapters: sqlx pools for SQLite (the default) and PostgreSQL, their
 //! embedded migrations, and the domain ports implemented on top of them.
+//!
+//! Queries are written once in the dialect both backends accept (`$n`
+//! parameters, `RETURNING`, integer timestamps) and compiled for each pool by
+//! [`on_pool!`], so the two backends cannot drift apart.
+
+/// Runs the same body against whichever pool `$db` holds.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Database::Sqlite($pool) => $body,
+            $crate::Database::Postgres($pool) => $body,
+        }
+    };
+}
 
 mod database;
+mod sessions;
+mod users;
 
 pub use database::{Database, PoolSettings, StoreError};
+
+use gatehouse_core::CoreError;
+
+/// Maps sqlx errors to domain errors at the adapter edge: unique violations
+/// become conflicts, lost connections make the database unavailable.
+pub(crate) fn map_err(err: sqlx::Error) -> CoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => CoreError::Conflict,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => CoreError::unavailable("database", err),
+        _ => CoreError::internal(err),
+    }
+}

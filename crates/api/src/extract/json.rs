@@ -14,7 +14,8 @@ use crate::error::{ApiError, FieldError};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-fn is_json_content_type(req: &Request) -> bool {
+/// `application/json` or any `application/*+json` type.
+pub fn is_json_content_type(req: &Request) -> bool {
     let Some(value) = req
         .headers()
         .get(CONTENT_TYPE)
@@ -44,21 +45,25 @@ where
                 "Expected Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            // The body limit surfaces here for chunked bodies (no
-            // Content-Length to refuse up front).
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large()
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "The request body could not be read",
-                )
-            }
-        })?;
-        parse(&bytes).map(ApiJson)
+        parse(&read_body(req, state).await?).map(ApiJson)
     }
+}
+
+/// Reads the whole body within the configured limit.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        // The body limit surfaces here for chunked bodies (no
+        // Content-Length to refuse up front).
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large()
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "The request body could not be read",
+            )
+        }
+    })
 }
 
 /// Deserializes `bytes`, turning any failure into a 422 naming the field.

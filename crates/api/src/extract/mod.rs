@@ -1,5 +1,9 @@
 //! Our extractors: their rejections are our problem responses.
 
+mod auth;
 mod json;
+mod meta;
 
-pub use json::ApiJson;
+pub use auth::{Auth, bearer_token};
+pub use json::{ApiJson, is_json_content_type, parse as parse_json, read_body};
+pub use meta::Meta;

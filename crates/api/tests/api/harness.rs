@@ -9,14 +9,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use gatehouse_api::AppState;
-use gatehouse_core::clock::SystemClock;
+use gatehouse_api::{AppState, Services};
+use gatehouse_cache::memory::{MemoryDenylist, MemoryLoginThrottle, MemoryUserCache};
+use gatehouse_core::audit::LogAuditSink;
+use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
+use gatehouse_core::service::{AuthDeps, AuthService};
 use gatehouse_store::Database;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
@@ -77,6 +81,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Another handle on the same database (the first keeps it alive).
+    pub fn share(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            _dir: None,
+        }
+    }
+
     pub async fn new(backend: &Backend) -> Self {
         Self::with_postgres_addr(backend, None).await
     }
@@ -128,9 +140,31 @@ impl TestDb {
 /// The real app on a real database.
 pub struct TestApp {
     pub router: Router,
-    #[allow(dead_code, reason = "used by tests of later features")]
+    #[allow(dead_code, reason = "for tests that reach services directly")]
     pub state: AppState,
     pub db: TestDb,
+    pub clock: Arc<TestClock>,
+}
+
+/// A clock tests move by hand (token expiry, lockout windows).
+#[derive(Debug)]
+pub struct TestClock(Mutex<OffsetDateTime>);
+
+impl TestClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(SystemClock.now())))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
 }
 
 impl TestApp {
@@ -148,13 +182,32 @@ impl TestApp {
     }
 
     pub fn on(db: TestDb, config: Config, extra: Router<AppState>) -> Self {
-        let state = AppState::new(
-            Arc::new(config),
-            Arc::new(SystemClock),
-            vec![Arc::new(db.db.clone())],
-        );
+        logs::install();
+        let clock = TestClock::new();
+        let store = Arc::new(db.db.clone());
+        let deps = AuthDeps {
+            users: store.clone(),
+            sessions: store.clone(),
+            denylist: Arc::new(MemoryDenylist::default()),
+            throttle: Arc::new(MemoryLoginThrottle::default()),
+            cache: Arc::new(MemoryUserCache::default()),
+            audit: Arc::new(LogAuditSink),
+            clock: clock.clone(),
+        };
+        let auth = Arc::new(AuthService::new(&config, deps).unwrap());
+        let services = Services {
+            clock: clock.clone(),
+            probes: vec![store],
+            auth,
+        };
+        let state = AppState::new(Arc::new(config), services);
         let router = gatehouse_api::build(state.clone(), routes_with(extra));
-        Self { router, state, db }
+        Self {
+            router,
+            state,
+            db,
+            clock,
+        }
     }
 
     /// Sends a request as if from [`PEER`], with `Host: localhost` unless set.
@@ -377,5 +430,124 @@ pub mod probes {
                     Json(json!({}))
                 }),
             )
+    }
+}
+
+pub const PASSWORD: &str = "Str0ng-Passw0rd!";
+
+impl TestApp {
+    pub async fn get_with_token(&self, path: &str, token: &str) -> TestResponse {
+        self.send(
+            Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Registers `username` with `<username>@example.com` and [`PASSWORD`].
+    pub async fn register(&self, username: &str) -> Value {
+        let body = serde_json::json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": PASSWORD,
+        });
+        let res = self
+            .post_json("/api/v1/auth/register", &body.to_string())
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&res.body)
+        );
+        res.json()
+    }
+
+    pub async fn login_raw(&self, email: &str, password: &str) -> TestResponse {
+        let body = serde_json::json!({"email": email, "password": password});
+        self.post_json("/api/v1/auth/login", &body.to_string())
+            .await
+    }
+
+    /// Logs in and returns (access token, refresh token from the cookie).
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let res = self.login_raw(email, password).await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&res.body)
+        );
+        let access = res.json()["access_token"].as_str().unwrap().to_owned();
+        (
+            access,
+            res.refresh_cookie().expect("login sets the refresh cookie"),
+        )
+    }
+}
+
+impl TestResponse {
+    /// Value of the `refresh_token` cookie this response sets (`Some("")`
+    /// when it clears it).
+    pub fn refresh_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("refresh_token="))
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+    }
+
+    pub fn set_cookie_header(&self) -> Option<&str> {
+        self.header("set-cookie")
+    }
+}
+
+/// Every log line of the test run, captured by one global JSON subscriber
+/// (a per-test scoped subscriber races with other threads' callsite cache).
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    use serde_json::Value;
+
+    static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            BUFFER.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub fn install() {
+        INSTALLED.get_or_init(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(|| Sink)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+    }
+
+    pub fn text() -> String {
+        String::from_utf8_lossy(&BUFFER.lock().unwrap()).into_owned()
+    }
+
+    pub fn lines() -> Vec<Value> {
+        text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }

@@ -1,8 +1,7 @@
 //! The service on a real listener: serving, draining on shutdown, and the
 //! one access-log line per request.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, logs};
 
 #[tokio::test]
 async fn serves_over_tcp_and_drains_in_flight_requests_on_shutdown() {
@@ -76,52 +75,36 @@ async fn serves_over_tcp_and_drains_in_flight_requests_on_shutdown() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn one_json_access_log_line_per_request() {
     let app = TestApp::new(&Backend::Sqlite).await;
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let id = format!("log-test-{}", uuid::Uuid::now_v7().simple());
     let res = app
         .send(
             http::Request::get("/health/")
-                .header("x-request-id", "log-test-1")
+                .header("x-request-id", format!("{id}-a"))
                 .header("authorization", "Bearer very-secret-token")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
         .await;
     assert_eq!(res.status, StatusCode::OK);
-    app.get("/does/not/exist/0190").await;
+    app.send(
+        http::Request::get("/does/not/exist/0190")
+            .header("x-request-id", format!("{id}-b"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &Value| v["target"] == "gatehouse::access")
+    let lines: Vec<Value> = logs::lines()
+        .into_iter()
+        .filter(|v| v["target"] == "gatehouse::access")
+        .filter(|v| v["request_id"].as_str().is_some_and(|r| r.starts_with(&id)))
         .collect();
-    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
     let first = &lines[0];
-    assert_eq!(first["request_id"], "log-test-1");
+    assert_eq!(first["request_id"], format!("{id}-a"));
     assert_eq!(first["method"], "GET");
     assert_eq!(first["route"], "/health");
     assert_eq!(first["status"], 200);
@@ -130,5 +113,5 @@ async fn one_json_access_log_line_per_request() {
     // Unmatched paths are not logged raw (they could carry ids or junk).
     assert_eq!(lines[1]["route"], "<unmatched>");
     assert_eq!(lines[1]["status"], 404);
-    assert!(!text.contains("very-secret-token"));
+    assert!(!logs::text().contains("very-secret-token"));
 }

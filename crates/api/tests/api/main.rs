@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod auth;
 mod conventions;
 mod cors;
 mod headers;

@@ -9,6 +9,7 @@ mod view;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -36,6 +37,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "JWT_ALGORITHM",
     "JWT_SECRET_KEY",
     "JWT_PRIVATE_KEY_FILE",
+    "JWT_PREVIOUS_SECRET_KEYS",
+    "JWT_RETIRED_PUBLIC_KEY_FILES",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "ACCESS_TOKEN_EXPIRE_MINUTES",
@@ -169,7 +172,11 @@ pub struct JwtConfig {
     /// True when no secret was configured and a random one was made for this
     /// process (development only): tokens die with the process.
     pub secret_generated: bool,
+    /// Retired HS256 secrets, still accepted for verification.
+    pub previous_secrets: Vec<SecretString>,
     pub private_key_file: Option<PathBuf>,
+    /// Retired Ed25519 public keys (PEM files), still accepted and published.
+    pub retired_public_key_files: Vec<PathBuf>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
@@ -243,8 +250,8 @@ pub struct Config {
     pub max_upload_bytes: usize,
     pub upload_dir: PathBuf,
     /// `None` in development until the binary supplies development keys.
-    pub data_keys: Option<DataKeys>,
-    pub blind_index_key: Option<DataKey>,
+    pub data_keys: Option<Arc<DataKeys>>,
+    pub blind_index_key: Option<Arc<DataKey>>,
     pub log_level: String,
     pub log_format: LogFormat,
     pub metrics_addr: SocketAddr,
@@ -354,7 +361,7 @@ impl Config {
 
         let data_keys = match r.raw("DATA_ENCRYPTION_KEYS") {
             Some(raw) => match DataKeys::parse(&raw) {
-                Ok(keys) => Some(keys),
+                Ok(keys) => Some(Arc::new(keys)),
                 Err(e) => {
                     r.problem("DATA_ENCRYPTION_KEYS", e);
                     None
@@ -364,7 +371,7 @@ impl Config {
         };
         let blind_index_key = match r.raw("BLIND_INDEX_KEY") {
             Some(raw) => match parse_base64_key(&raw) {
-                Ok(key) => Some(DataKey::new("blind", key)),
+                Ok(key) => Some(Arc::new(DataKey::new("blind", key))),
                 Err(e) => {
                     r.problem("BLIND_INDEX_KEY", e);
                     None
@@ -491,10 +498,10 @@ fn minutes(n: u64) -> Duration {
     Duration::from_secs(n * 60)
 }
 
-/// Two hashes per core keeps both cores busy without letting a login flood
-/// hold more than a few Argon2 buffers in memory.
+/// One hash per core saturates the CPU; more would only add Argon2 buffers
+/// in memory and latency for everything else.
 fn default_hash_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 fn read_database(r: &mut Reader, data_dir: &std::path::Path) -> DatabaseConfig {
@@ -570,10 +577,31 @@ fn read_jwt(r: &mut Reader, production: bool) -> JwtConfig {
             }
         },
     };
+    let previous_secrets = r
+        .list("JWT_PREVIOUS_SECRET_KEYS", "")
+        .into_iter()
+        .map(SecretString::from)
+        .collect::<Vec<_>>();
+    if previous_secrets
+        .iter()
+        .any(|s| s.expose_secret().len() < MIN_JWT_SECRET_BYTES)
+    {
+        r.problem(
+            "JWT_PREVIOUS_SECRET_KEYS",
+            format!("every key must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+        );
+    }
+    let retired_public_key_files = r
+        .list("JWT_RETIRED_PUBLIC_KEY_FILES", "")
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     JwtConfig {
         algorithm,
         secret,
         secret_generated,
+        previous_secrets,
+        retired_public_key_files,
         private_key_file,
         issuer: r.string("JWT_ISSUER", "gatehouse"),
         audience: r.string("JWT_AUDIENCE", "gatehouse"),

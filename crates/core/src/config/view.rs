@@ -103,6 +103,26 @@ impl Config {
                     .map(|p| p.display().to_string())
             ),
         );
+        put(
+            "JWT_PREVIOUS_SECRET_KEYS",
+            json!(
+                self.jwt
+                    .previous_secrets
+                    .iter()
+                    .map(|_| REDACTED)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        put(
+            "JWT_RETIRED_PUBLIC_KEY_FILES",
+            json!(
+                self.jwt
+                    .retired_public_key_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+            ),
+        );
         put("JWT_ISSUER", json!(self.jwt.issuer));
         put("JWT_AUDIENCE", json!(self.jwt.audience));
         put(

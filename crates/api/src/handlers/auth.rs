@@ -1,0 +1,291 @@
+//! `/api/v1/auth`: register, login (JSON or OAuth2 password form), refresh
+//! and logout.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::service::{LoginId, Registration, TokenPair};
+use gatehouse_core::user::User;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::cookies;
+use crate::error::{ApiError, FieldError};
+use crate::extract::{ApiJson, Meta, bearer_token, is_json_content_type, parse_json, read_body};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+/// `POST /auth/register` → 201 with the new user.
+pub async fn register(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = state
+        .auth()
+        .register(
+            Registration {
+                username: body.username,
+                email: body.email,
+                password: body.password,
+                full_name: body.full_name,
+            },
+            &meta,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonLogin {
+    email: String,
+    password: SecretString,
+}
+
+/// The OAuth2 password grant (RFC 6749 §4.3.2) as sent by the docs page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormLogin {
+    username: String,
+    password: SecretString,
+    #[serde(default)]
+    grant_type: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted and ignored: scopes come from the role")]
+    scope: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted and ignored: public client")]
+    client_id: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted and ignored: public client")]
+    client_secret: Option<String>,
+}
+
+/// A login body in either encoding, schema-checked.
+#[derive(Debug)]
+pub struct LoginBody {
+    id: LoginId,
+    password: SecretString,
+}
+
+const PASSWORD_MAX: usize = 1024;
+
+fn check_login_password(password: &SecretString, errors: &mut Vec<FieldError>) {
+    let len = password.expose_secret().chars().count();
+    if !(1..=PASSWORD_MAX).contains(&len) {
+        errors.push(FieldError::new(
+            "password",
+            format!("must be 1 to {PASSWORD_MAX} characters long"),
+        ));
+    }
+}
+
+impl FromRequest<AppState> for LoginBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_form = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
+        let mut errors = Vec::new();
+        if is_form {
+            let bytes = read_body(req, state).await?;
+            let form: FormLogin = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    "body",
+                    "must be a form with username and password",
+                )])
+            })?;
+            if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+                errors.push(FieldError::new("grant_type", "must be password"));
+            }
+            let len = form.username.trim().chars().count();
+            if !(1..=254).contains(&len) {
+                errors.push(FieldError::new(
+                    "username",
+                    "must be 1 to 254 characters long",
+                ));
+            }
+            check_login_password(&form.password, &mut errors);
+            if !errors.is_empty() {
+                return Err(ApiError::validation(errors));
+            }
+            return Ok(Self {
+                id: LoginId::EmailOrUsername(form.username),
+                password: form.password,
+            });
+        }
+        let ApiJson(body) = ApiJson::<JsonLogin>::from_request(req, state).await?;
+        if let Err(p) = gatehouse_core::service::AuthService::check_login_email(&body.email) {
+            errors.push(FieldError::new(p.field, p.message));
+        }
+        check_login_password(&body.password, &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok(Self {
+            id: LoginId::Email(body.email),
+            password: body.password,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    /// Only for clients that sent the refresh token in the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// 200 with the token body, the refresh cookie and `Cache-Control: no-store`
+/// (RFC 6749 §5.1).
+fn token_response(state: &AppState, pair: TokenPair, refresh_in_body: bool) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = cookies::set_refresh(
+        pair.refresh_token.expose_secret(),
+        state.auth().refresh_ttl(),
+        state.config().secure_cookies,
+    ) {
+        headers.insert(SET_COOKIE, cookie);
+    }
+    let body = TokenResponse {
+        access_token: pair.access_token,
+        token_type: "bearer",
+        expires_in: pair.expires_in,
+        refresh_token: refresh_in_body.then(|| pair.refresh_token.expose_secret().to_owned()),
+    };
+    (StatusCode::OK, headers, Json(body)).into_response()
+}
+
+/// An error response that also removes the refresh cookie.
+fn clearing_cookie(state: &AppState, err: ApiError) -> Response {
+    let mut res = err.into_response();
+    if let Some(cookie) = cookies::clear_refresh(state.config().secure_cookies) {
+        res.headers_mut().append(SET_COOKIE, cookie);
+    }
+    res
+}
+
+/// `POST /auth/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    body: LoginBody,
+) -> Result<Response, ApiError> {
+    let (pair, _user) = state.auth().login(body.id, &body.password, &meta).await?;
+    Ok(token_response(&state, pair, false))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
+}
+
+/// Where a refresh token came from.
+#[derive(Debug, Default)]
+pub struct PresentedRefresh {
+    token: Option<SecretString>,
+    from_body: bool,
+}
+
+impl FromRequest<AppState> for PresentedRefresh {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let cookie = cookies::refresh_from(req.headers());
+        let is_json = is_json_content_type(&req);
+        let bytes = read_body(req, state).await?;
+        if is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+            let body: RefreshBody = parse_json(&bytes)?;
+            if let Some(token) = body.refresh_token {
+                return Ok(Self {
+                    token: Some(token),
+                    from_body: true,
+                });
+            }
+        }
+        Ok(Self {
+            token: cookie.map(SecretString::from),
+            from_body: false,
+        })
+    }
+}
+
+/// `POST /auth/refresh`: rotates the refresh token. Any failure clears the
+/// cookie.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    presented: PresentedRefresh,
+) -> Response {
+    let Some(token) = presented.token else {
+        return clearing_cookie(
+            &state,
+            gatehouse_core::CoreError::InvalidRefreshToken.into(),
+        );
+    };
+    match state.auth().refresh(token.expose_secret(), &meta).await {
+        Ok(pair) => token_response(&state, pair, presented.from_body),
+        Err(err) => clearing_cookie(&state, err.into()),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+/// `POST /auth/logout`: revokes the refresh token's login, denies the
+/// presented access token until it expires, clears the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    presented: PresentedRefresh,
+) -> Result<Response, ApiError> {
+    state
+        .auth()
+        .logout(
+            presented.token.as_ref().map(|t| t.expose_secret()),
+            bearer_token(&headers),
+            &meta,
+        )
+        .await?;
+    let mut res = (
+        StatusCode::OK,
+        Json(Message {
+            message: "Logged out",
+        }),
+    )
+        .into_response();
+    if let Some(cookie) = cookies::clear_refresh(state.config().secure_cookies) {
+        res.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    Ok(res)
+}

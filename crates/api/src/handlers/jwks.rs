@@ -1,0 +1,22 @@
+//! `GET /.well-known/jwks.json`: public verification keys (EdDSA), current
+//! and retired, so other services verify tokens locally. Empty for HS256.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use http::HeaderValue;
+use http::header::CACHE_CONTROL;
+
+use crate::state::AppState;
+
+pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        // Verifiers may cache briefly; rotation keeps old keys published
+        // longer than this.
+        [(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        Json(state.auth().token_keys().jwks()),
+    )
+}

@@ -1,0 +1,6 @@
+//! Authentication building blocks: password hashing and policy, access tokens
+//! (JWT), and opaque refresh tokens.
+
+pub mod password;
+pub mod refresh;
+pub mod tokens;

@@ -1,0 +1,239 @@
+//! Passwords: the policy for new passwords, and Argon2id hashing that runs
+//! off the async runtime with bounded concurrency (OWASP ASVS 2.4).
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::CoreError;
+use crate::config::Argon2Config;
+
+/// Why a new password was refused (the sentence is shown to the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakPassword(pub &'static str);
+
+/// Checks a password being *set* against the contract's policy.
+pub fn check_policy(password: &str) -> Result<(), WeakPassword> {
+    let len = password.chars().count();
+    if len < 8 {
+        return Err(WeakPassword("Password must be at least 8 characters long"));
+    }
+    if len > 128 {
+        return Err(WeakPassword("Password must be at most 128 characters long"));
+    }
+    if !password.chars().any(char::is_uppercase) {
+        return Err(WeakPassword("Password must contain an upper-case letter"));
+    }
+    if !password.chars().any(char::is_lowercase) {
+        return Err(WeakPassword("Password must contain a lower-case letter"));
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        return Err(WeakPassword("Password must contain a digit"));
+    }
+    if !password
+        .chars()
+        .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+    {
+        return Err(WeakPassword("Password must contain a special character"));
+    }
+    if is_common(password) {
+        return Err(WeakPassword("Password is too common"));
+    }
+    Ok(())
+}
+
+/// Membership in the common-password list shipped by the `passwords` crate
+/// (its `common-password` feature: about 100,000 entries), compared in the
+/// casings such lists use, so `DRAGON` and `Dragon` count like `dragon`.
+pub fn is_common(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    let mut capitalized = String::with_capacity(lower.len());
+    let mut chars = lower.chars();
+    if let Some(first) = chars.next() {
+        capitalized.extend(first.to_uppercase());
+        capitalized.push_str(chars.as_str());
+    }
+    [password, &lower, &password.to_uppercase(), &capitalized]
+        .iter()
+        .any(passwords::analyzer::is_common_password)
+}
+
+/// Argon2id hasher with a bounded number of hashes in flight. Waiting callers
+/// hold no Argon2 memory, so a login flood cannot grow memory past
+/// `max_concurrent × memory_kib`.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// Verified against when the account does not exist, so an unknown email
+    /// costs the same as a wrong password (no user enumeration by timing).
+    dummy_hash: Arc<String>,
+}
+
+impl PasswordHasher {
+    pub fn new(config: &Argon2Config) -> Result<Self, CoreError> {
+        let params = Params::new(
+            config.memory_kib,
+            config.time_cost,
+            config.parallelism,
+            Some(32),
+        )
+        .map_err(|e| CoreError::internal(format!("argon2 parameters: {e}")))?;
+        let dummy_hash = hash_blocking(&params, "dummy-password-for-timing")?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    /// PHC string of a new Argon2id hash with a random 16-byte salt.
+    pub async fn hash(&self, password: &SecretString) -> Result<String, CoreError> {
+        let params = self.params.clone();
+        let password = password.clone();
+        self.run(move || hash_blocking(&params, password.expose_secret()))
+            .await?
+    }
+
+    /// Verifies `password` against a stored PHC string, or against the dummy
+    /// hash when `stored` is `None`, which then always fails.
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        stored: Option<&str>,
+    ) -> Result<bool, CoreError> {
+        let is_real = stored.is_some();
+        let phc = stored.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
+        let password = password.clone();
+        let matched = self
+            .run(move || {
+                let Ok(parsed) = PasswordHash::new(&phc) else {
+                    return false;
+                };
+                // The stored string's own parameters are used to verify.
+                Argon2::default()
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .await?;
+        Ok(is_real && matched)
+    }
+
+    /// True when `stored` was made with other parameters than the configured
+    /// ones (or is not Argon2id), so it should be re-hashed after a login.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return true;
+        };
+        if parsed.algorithm != Algorithm::Argon2id.ident() {
+            return true;
+        }
+        match Params::try_from(&parsed) {
+            Ok(p) => {
+                p.m_cost() != self.params.m_cost()
+                    || p.t_cost() != self.params.t_cost()
+                    || p.p_cost() != self.params.p_cost()
+                    || parsed.version != Some(Version::V0x13 as u32)
+            }
+            Err(_) => true,
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| CoreError::internal(format!("hasher closed: {e}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| CoreError::internal(format!("hashing task failed: {e}")))
+    }
+}
+
+fn hash_blocking(params: &Params, password: &str) -> Result<String, CoreError> {
+    let mut salt_bytes = [0u8; 16];
+    getrandom::fill(&mut salt_bytes).map_err(|e| CoreError::internal(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|e| CoreError::internal(e.to_string()))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| CoreError::internal(format!("argon2: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(memory_kib: u32) -> Argon2Config {
+        Argon2Config {
+            memory_kib,
+            time_cost: 1,
+            parallelism: 1,
+            max_concurrent: 2,
+        }
+    }
+
+    #[test]
+    fn policy_names_the_failed_rule() {
+        let cases = [
+            ("Sh0rt!", "at least 8"),
+            (&*format!("Aa1!{}", "x".repeat(125)), "at most 128"),
+            ("lowercase1!", "upper-case"),
+            ("UPPERCASE1!", "lower-case"),
+            ("NoDigits!!", "digit"),
+            ("NoSpecial1a", "special"),
+            ("P@ssw0rd", "too common"),
+            ("p@SSW0RD", "too common"),
+        ];
+        for (pw, fragment) in cases {
+            let err = check_policy(pw).unwrap_err();
+            assert!(err.0.contains(fragment), "{pw}: {}", err.0);
+        }
+        assert!(check_policy("Correct-Horse-9-Battery").is_ok());
+    }
+
+    #[test]
+    fn common_list_is_large_and_case_insensitive() {
+        for pw in [
+            "password", "PASSWORD", "qwerty", "iloveyou", "Dragon", "monkey", "letmein", "sunshine",
+        ] {
+            assert!(is_common(pw), "{pw}");
+        }
+        assert!(!is_common("Correct-Horse-9-Battery"));
+    }
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash() {
+        let hasher = PasswordHasher::new(&small(64)).unwrap();
+        let pw = SecretString::from("S3cure-Passw0rd!");
+        let phc = hasher.hash(&pw).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(hasher.verify(&pw, Some(&phc)).await.unwrap());
+        assert!(
+            !hasher
+                .verify(&SecretString::from("wrong"), Some(&phc))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher.verify(&pw, None).await.unwrap(),
+            "dummy never matches"
+        );
+        assert!(!hasher.verify(&pw, Some("not a phc string")).await.unwrap());
+        assert!(!hasher.needs_rehash(&phc));
+        let stronger = PasswordHasher::new(&small(128)).unwrap();
+        assert!(stronger.needs_rehash(&phc));
+        assert!(
+            stronger.verify(&pw, Some(&phc)).await.unwrap(),
+            "old hashes still verify"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! `SessionRepo` on both backends: login sessions and their refresh tokens.
+
+use async_trait::async_trait;
+use gatehouse_core::CoreError;
+use gatehouse_core::ports::{NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionRepo};
+use uuid::Uuid;
+
+use crate::{Database, map_err};
+
+const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, session_id, token_digest, created_at, \
+                            expires_at) VALUES ($1, $2, $3, $4, $5)";
+
+#[derive(sqlx::FromRow)]
+struct LookupRow {
+    token_id: Uuid,
+    session_id: Uuid,
+    user_id: Uuid,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+#[async_trait]
+impl SessionRepo for Database {
+    async fn start(&self, s: &NewSession, t: &NewRefreshToken) -> Result<(), CoreError> {
+        let session_sql = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
+                           expires_at, ip, user_agent) VALUES ($1, $2, $3, $3, $4, $5, $6)";
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(session_sql)
+                .bind(s.id)
+                .bind(s.user_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(&s.ip)
+                .bind(&s.user_agent)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_TOKEN)
+                .bind(t.id)
+                .bind(t.session_id)
+                .bind(&t.digest)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }.await)
+        .map_err(map_err)
+    }
+
+    async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError> {
+        let sql = "SELECT t.id AS token_id, t.session_id, s.user_id, t.expires_at, t.used_at, \
+                   s.revoked_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                   WHERE t.token_digest = $1";
+        on_pool!(self, pool => sqlx::query_as::<_, LookupRow>(sql).bind(digest).fetch_optional(pool).await)
+            .map(|row| {
+                row.map(|r| RefreshLookup {
+                    token_id: r.token_id,
+                    session_id: r.session_id,
+                    user_id: r.user_id,
+                    expires_at: r.expires_at,
+                    used_at: r.used_at,
+                    session_revoked_at: r.revoked_at,
+                })
+            })
+            .map_err(map_err)
+    }
+
+    async fn rotate(
+        &self,
+        old: Uuid,
+        next: &NewRefreshToken,
+        now: i64,
+    ) -> Result<Rotation, CoreError> {
+        // The conditional UPDATE is the arbiter between concurrent refreshes
+        // of one token: exactly one sees a row change.
+        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL";
+        let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2";
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let marked = sqlx::query(mark).bind(now).bind(old).execute(&mut *tx).await?;
+            if marked.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(Rotation::AlreadyUsed);
+            }
+            sqlx::query(INSERT_TOKEN)
+                .bind(next.id)
+                .bind(next.session_id)
+                .bind(&next.digest)
+                .bind(next.created_at)
+                .bind(next.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(touch).bind(now).bind(next.session_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Rotation::Rotated)
+        }.await)
+        .map_err(map_err)
+    }
+
+    async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError> {
+        let sql = "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query(sql).bind(now).bind(session_id).execute(pool).await.map(|r| r.rows_affected()))
+            .map(|n| n == 1)
+            .map_err(map_err)
+    }
+
+    async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError> {
+        let sql = "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query(sql).bind(now).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))
+            .map_err(map_err)
+    }
+}
