@@ -125,18 +125,74 @@ fn migrate_creates_the_sqlite_database() {
     assert!(dir.path().join("data/dev-keys.json").exists());
 }
 
+const FAST_ARGON2: [(&str, &str); 3] = [
+    ("ARGON2_MEMORY_COST", "64"),
+    ("ARGON2_TIME_COST", "1"),
+    ("ARGON2_PARALLELISM", "1"),
+];
+const ADMIN_PASSWORD: &str = "Adm1n-Passw0rd!x";
+
+fn create_admin(dir: &std::path::Path, username: &str, password: &str) -> std::process::Output {
+    let mut vars = vec![("JWT_SECRET_KEY", SECRET)];
+    vars.extend(FAST_ARGON2);
+    let mut child = gatehouse(dir, &vars)
+        .args(["create-admin", "--username", username, "--email"])
+        .arg(format!("{username}@example.com"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{password}").unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = create_admin(dir.path(), "root_admin", ADMIN_PASSWORD);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("admin account created"), "{all}");
+    assert!(!all.contains(ADMIN_PASSWORD), "password echoed");
+
+    let again = create_admin(dir.path(), "root_admin", ADMIN_PASSWORD);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already exists"));
+
+    let weak = create_admin(dir.path(), "second_admin", "weakpass");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stdout).contains("upper-case"));
+
+    // There is no way to pass a password on the command line.
+    let argv = gatehouse(dir.path(), &[("JWT_SECRET_KEY", SECRET)])
+        .args(["create-admin", "--username", "x_admin", "--email", "x@example.com"])
+        .args(["--password", ADMIN_PASSWORD])
+        .output()
+        .unwrap();
+    assert_eq!(argv.status.code(), Some(2));
+}
+
 #[tokio::test]
 async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = gatehouse(
-        dir.path(),
-        &[("BIND_ADDR", "127.0.0.1:0"), ("JWT_SECRET_KEY", SECRET)],
-    )
-    .arg("serve")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .unwrap();
+    assert!(create_admin(dir.path(), "boss", ADMIN_PASSWORD).status.success());
+    let mut vars = vec![("BIND_ADDR", "127.0.0.1:0"), ("JWT_SECRET_KEY", SECRET)];
+    vars.extend(FAST_ARGON2);
+    let mut child = gatehouse(dir.path(), &vars)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
 
     // The bound address is in the startup log line.
     let stdout = child.stdout.take().unwrap();
@@ -170,6 +226,30 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
 
     let ready = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
+
+    // The admin made by create-admin logs in and is an admin.
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boss@example.com", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("login succeeded");
+    let me: serde_json::Value = client
+        .get(format!("http://{addr}/api/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["username"], "boss");
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

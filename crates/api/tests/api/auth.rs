@@ -709,3 +709,106 @@ async fn logs_carry_security_events_but_never_secrets() {
         );
     }
 }
+
+/// Runs `sql` on the test database (to change state behind the service's
+/// back, as another instance or an operator would).
+async fn exec(app: &TestApp, sql: &str) {
+    match &app.db.db {
+        gatehouse_store::Database::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+        gatehouse_store::Database::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+    }
+    .unwrap();
+}
+
+#[tokio::test]
+async fn tokens_follow_the_users_current_state() {
+    for backend in backends() {
+        let app = TestApp::new(&backend).await;
+        app.register("olga").await;
+        let (access, refresh) = app.login("olga@example.com", PASSWORD).await;
+        // A fresh app on the same database has a cold cache, like another
+        // instance: what it sees is what is stored.
+        let fresh = || TestApp::on(app.db.share(), config(&[]), Default::default());
+        assert_eq!(fresh().get_with_token("/api/v1/users/me", &access).await.status, StatusCode::OK);
+
+        // Credentials changed (version bumped): earlier tokens die.
+        exec(&app, "UPDATE users SET auth_version = auth_version + 1").await;
+        fresh()
+            .get_with_token("/api/v1/users/me", &access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+        exec(&app, "UPDATE users SET auth_version = 0").await;
+
+        // Deactivated: tokens and refresh refused.
+        exec(&app, "UPDATE users SET is_active = FALSE").await;
+        let other = fresh();
+        other
+            .get_with_token("/api/v1/users/me", &access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+        refresh_with_cookie(&other, &refresh)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+        other
+            .login_raw("olga@example.com", PASSWORD)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+
+        // Demoted: the token's role claim no longer counts; the stored role does.
+        exec(&app, "UPDATE users SET is_active = TRUE, role = 'viewer'").await;
+        let me = fresh().get_with_token("/api/v1/users/me", &access).await;
+        assert_eq!(me.json()["role"], "viewer", "{backend:?}");
+
+        // Deleted: gone on the next request.
+        exec(&app, "DELETE FROM users").await;
+        fresh()
+            .get_with_token("/api/v1/users/me", &access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn eddsa_tokens_and_published_keys() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("jwt.pem");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    std::fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let key_file = key_path.display().to_string();
+    let app = TestApp::with(
+        &Backend::Sqlite,
+        &[("JWT_ALGORITHM", "EdDSA"), ("JWT_PRIVATE_KEY_FILE", &key_file)],
+        Default::default(),
+    )
+    .await;
+    app.register("pia").await;
+    let (access, _) = app.login("pia@example.com", PASSWORD).await;
+    assert_eq!(app.get_with_token("/api/v1/users/me", &access).await.status, StatusCode::OK);
+
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(access.split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let jwks = app.get("/.well-known/jwks.json").await.json();
+    let published = &jwks["keys"][0];
+    assert_eq!(published["kid"], header["kid"]);
+    assert_eq!(published["kty"], "OKP");
+    assert_eq!(published["crv"], "Ed25519");
+    assert_eq!(
+        published["x"],
+        URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes())
+    );
+    assert!(published.get("d").is_none());
+
+    // An HS256 token is refused by an EdDSA deployment, whatever its secret.
+    let hs = TestApp::new(&Backend::Sqlite).await;
+    hs.register("pia").await;
+    let (hs_token, _) = hs.login("pia@example.com", PASSWORD).await;
+    app.get_with_token("/api/v1/users/me", &hs_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+}
