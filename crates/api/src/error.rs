@@ -262,6 +262,16 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidRefreshToken => {
                 Self::unauthorized("invalid_refresh_token", "Invalid or expired refresh token")
             }
+            CoreError::WrongPassword => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_current_password",
+                "The current password is incorrect",
+            ),
+            CoreError::CannotDeleteSelf => Self::new(
+                StatusCode::BAD_REQUEST,
+                "cannot_delete_self",
+                "You cannot delete your own account",
+            ),
             CoreError::Forbidden => Self::forbidden(),
             CoreError::NotFound => Self::not_found(),
             CoreError::Unavailable { .. } => {

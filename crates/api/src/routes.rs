@@ -5,7 +5,7 @@ use std::any::Any;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::StatusCode;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -33,7 +33,21 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/me", get(users::me).put(users::update_me))
+        .route(
+            "/api/v1/users/me/change-password",
+            post(users::change_password),
+        )
+        .route("/api/v1/users/me/sessions", get(users::sessions))
+        .route(
+            "/api/v1/users/me/sessions/{id}",
+            delete(users::revoke_session),
+        )
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
 }
 
 /// Wraps `routes` in the middleware stack. Public so tests can mount extra

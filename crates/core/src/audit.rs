@@ -18,7 +18,13 @@ pub enum EventKind {
     RefreshTokenReused,
     Logout,
     PermissionDenied,
+    PasswordChanged,
     UserCreated,
+    UserUpdated,
+    RoleChanged,
+    UserDeactivated,
+    UserDeleted,
+    SessionRevoked,
 }
 
 impl EventKind {
@@ -32,7 +38,13 @@ impl EventKind {
             EventKind::RefreshTokenReused => "refresh_token_reused",
             EventKind::Logout => "logout",
             EventKind::PermissionDenied => "permission_denied",
+            EventKind::PasswordChanged => "password_changed",
             EventKind::UserCreated => "user_created",
+            EventKind::UserUpdated => "user_updated",
+            EventKind::RoleChanged => "role_changed",
+            EventKind::UserDeactivated => "user_deactivated",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::SessionRevoked => "session_revoked",
         }
     }
 }

@@ -34,6 +34,11 @@ pub enum CoreError {
     /// Unknown, expired, revoked or reused refresh token.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// The current password given to change it was wrong.
+    #[error("wrong current password")]
+    WrongPassword,
+    #[error("cannot delete yourself")]
+    CannotDeleteSelf,
     /// Authenticated, but the role lacks the permission.
     #[error("permission denied")]
     Forbidden,

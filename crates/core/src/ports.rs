@@ -58,6 +58,59 @@ pub trait UserRepo: Send + Sync + Debug {
     /// Replaces the hash without touching `auth_version` (a re-hash keeps
     /// the same password, so existing tokens stay valid).
     async fn set_password_hash(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError>;
+    /// Sets a new password and bumps `auth_version`, which kills every
+    /// access token issued before.
+    async fn change_password(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError>;
+    /// Applies `changes`; `Ok(false)` when the user does not exist,
+    /// [`CoreError::Conflict`] when the new email is taken.
+    async fn update(&self, id: Uuid, changes: &UserChanges, now: i64) -> Result<bool, CoreError>;
+    /// Deletes the user and, by cascade, everything the user owns.
+    async fn delete(&self, id: Uuid) -> Result<bool, CoreError>;
+    /// Page mode: `limit` users from `offset`, with the total count.
+    async fn list_page(
+        &self,
+        filter: &UserFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<UserRecord>, u64), CoreError>;
+    /// Keyset mode: up to `limit` users with id greater than `after`,
+    /// ascending by id.
+    async fn list_after(
+        &self,
+        filter: &UserFilter,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<UserRecord>, CoreError>;
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// `Some(None)` clears the name.
+    pub full_name_enc: Option<Option<String>>,
+    /// New encrypted email and its blind index.
+    pub email: Option<(String, String)>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+/// List filters.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Lower-cased username prefix.
+    pub username_prefix: Option<String>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+/// A live login, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// A login: the family of refresh tokens issued by one sign-in.
@@ -117,6 +170,10 @@ pub trait SessionRepo: Send + Sync + Debug {
     async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError>;
     /// Revokes every session of a user; returns how many were live.
     async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError>;
+    /// Live (not revoked, not expired) sessions of a user, newest first.
+    async fn list_active(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, CoreError>;
+    /// The owner of a session, if it exists.
+    async fn owner(&self, session_id: Uuid) -> Result<Option<Uuid>, CoreError>;
 }
 
 /// Access tokens refused before their expiry (logout).

@@ -174,7 +174,13 @@ fn create_admin_reads_the_password_from_stdin_only() {
 
     // There is no way to pass a password on the command line.
     let argv = gatehouse(dir.path(), &[("JWT_SECRET_KEY", SECRET)])
-        .args(["create-admin", "--username", "x_admin", "--email", "x@example.com"])
+        .args([
+            "create-admin",
+            "--username",
+            "x_admin",
+            "--email",
+            "x@example.com",
+        ])
         .args(["--password", ADMIN_PASSWORD])
         .output()
         .unwrap();
@@ -184,7 +190,11 @@ fn create_admin_reads_the_password_from_stdin_only() {
 #[tokio::test]
 async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(create_admin(dir.path(), "boss", ADMIN_PASSWORD).status.success());
+    assert!(
+        create_admin(dir.path(), "boss", ADMIN_PASSWORD)
+            .status
+            .success()
+    );
     let mut vars = vec![("BIND_ADDR", "127.0.0.1:0"), ("JWT_SECRET_KEY", SECRET)];
     vars.extend(FAST_ARGON2);
     let mut child = gatehouse(dir.path(), &vars)

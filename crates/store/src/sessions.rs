@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionRepo};
+use gatehouse_core::ports::{
+    NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionInfo, SessionRepo,
+};
 use uuid::Uuid;
 
 use crate::{Database, map_err};
@@ -18,6 +20,15 @@ struct LookupRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    created_at: i64,
+    last_used_at: i64,
+    ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 #[async_trait]
@@ -109,6 +120,31 @@ impl SessionRepo for Database {
     async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))
+            .map_err(map_err)
+    }
+
+    async fn list_active(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, CoreError> {
+        let sql = "SELECT id, created_at, last_used_at, ip, user_agent FROM sessions \
+                   WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                   ORDER BY id DESC";
+        on_pool!(self, pool => sqlx::query_as::<_, SessionRow>(sql).bind(user_id).bind(now).fetch_all(pool).await)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|r| SessionInfo {
+                        id: r.id,
+                        created_at: r.created_at,
+                        last_used_at: r.last_used_at,
+                        ip: r.ip,
+                        user_agent: r.user_agent,
+                    })
+                    .collect()
+            })
+            .map_err(map_err)
+    }
+
+    async fn owner(&self, session_id: Uuid) -> Result<Option<Uuid>, CoreError> {
+        let sql = "SELECT user_id FROM sessions WHERE id = $1";
+        on_pool!(self, pool => sqlx::query_scalar::<_, Uuid>(sql).bind(session_id).fetch_optional(pool).await)
             .map_err(map_err)
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{NewUser, UserRecord, UserRepo};
+use gatehouse_core::ports::{NewUser, UserChanges, UserFilter, UserRecord, UserRepo};
 use uuid::Uuid;
 
 use crate::{Database, map_err};
@@ -43,6 +43,44 @@ impl From<Row> for UserRecord {
             updated_at: r.updated_at,
         }
     }
+}
+
+/// `WHERE` clause and its text parameters for a filter; parameters are
+/// numbered from `$1`. Values are always bound, never spliced.
+fn filter_sql(filter: &UserFilter) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut params = Vec::new();
+    if let Some(prefix) = &filter.username_prefix {
+        // LIKE with an escape character, so `%` and `_` in the input match
+        // themselves.
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        params.push(format!("{escaped}%"));
+        clauses.push(format!("username_key LIKE ${} ESCAPE '\\'", params.len()));
+    }
+    if let Some(role) = &filter.role {
+        params.push(role.clone());
+        clauses.push(format!("role = ${}", params.len()));
+    }
+    if let Some(active) = filter.is_active {
+        // Booleans are written as literals: both dialects accept TRUE/FALSE.
+        clauses.push(format!(
+            "is_active = {}",
+            if active { "TRUE" } else { "FALSE" }
+        ));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, params)
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Database {
@@ -102,5 +140,119 @@ impl UserRepo for Database {
         let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
         on_pool!(self, pool => sqlx::query(sql).bind(hash).bind(now).bind(id).execute(pool).await.map(drop))
             .map_err(map_err)
+    }
+
+    async fn change_password(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError> {
+        let sql = "UPDATE users SET password_hash = $1, updated_at = $2, \
+                   auth_version = auth_version + 1 WHERE id = $3";
+        on_pool!(self, pool => sqlx::query(sql).bind(hash).bind(now).bind(id).execute(pool).await.map(drop))
+            .map_err(map_err)
+    }
+
+    async fn update(&self, id: Uuid, changes: &UserChanges, now: i64) -> Result<bool, CoreError> {
+        let mut sets = vec!["updated_at = $1".to_owned()];
+        let mut texts: Vec<Option<String>> = Vec::new();
+        let mut next = 2;
+        let mut push = |sets: &mut Vec<String>, column: &str, value: Option<String>| {
+            sets.push(format!("{column} = ${next}"));
+            texts.push(value);
+            next += 1;
+        };
+        if let Some(name) = &changes.full_name_enc {
+            push(&mut sets, "full_name_enc", name.clone());
+        }
+        if let Some((enc, index)) = &changes.email {
+            push(&mut sets, "email_enc", Some(enc.clone()));
+            push(&mut sets, "email_index", Some(index.clone()));
+            // A changed address is not verified yet.
+            sets.push("email_verified = FALSE".to_owned());
+        }
+        if let Some(role) = &changes.role {
+            push(&mut sets, "role", Some(role.clone()));
+        }
+        if let Some(active) = changes.is_active {
+            sets.push(format!(
+                "is_active = {}",
+                if active { "TRUE" } else { "FALSE" }
+            ));
+        }
+        let sql = format!("UPDATE users SET {} WHERE id = ${next}", sets.join(", "));
+        on_pool!(self, pool => {
+            let mut q = sqlx::query(&sql).bind(now);
+            for t in &texts {
+                q = q.bind(t);
+            }
+            q.bind(id).execute(pool).await.map(|r| r.rows_affected() == 1)
+        })
+        .map_err(map_err)
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<bool, CoreError> {
+        let sql = "DELETE FROM users WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected() == 1))
+            .map_err(map_err)
+    }
+
+    async fn list_page(
+        &self,
+        filter: &UserFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<UserRecord>, u64), CoreError> {
+        let (clause, params) = filter_sql(filter);
+        let n = params.len();
+        let rows_sql = format!(
+            "SELECT {COLUMNS} FROM users{clause} ORDER BY id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM users{clause}");
+        on_pool!(self, pool => async {
+            let mut q = sqlx::query_as::<_, Row>(&rows_sql);
+            for p in &params {
+                q = q.bind(p);
+            }
+            let rows = q.bind(clamp(limit)).bind(clamp(offset)).fetch_all(pool).await?;
+            let mut c = sqlx::query_scalar::<_, i64>(&count_sql);
+            for p in &params {
+                c = c.bind(p);
+            }
+            let total = c.fetch_one(pool).await?;
+            Ok::<_, sqlx::Error>((
+                rows.into_iter().map(UserRecord::from).collect(),
+                u64::try_from(total).unwrap_or(0),
+            ))
+        }.await)
+        .map_err(map_err)
+    }
+
+    async fn list_after(
+        &self,
+        filter: &UserFilter,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<UserRecord>, CoreError> {
+        let (clause, params) = filter_sql(filter);
+        let n = params.len();
+        let keyset = match (after.is_some(), clause.is_empty()) {
+            (false, _) => String::new(),
+            (true, true) => format!(" WHERE id > ${}", n + 1),
+            (true, false) => format!(" AND id > ${}", n + 1),
+        };
+        let limit_param = if after.is_some() { n + 2 } else { n + 1 };
+        let sql =
+            format!("SELECT {COLUMNS} FROM users{clause}{keyset} ORDER BY id LIMIT ${limit_param}");
+        on_pool!(self, pool => {
+            let mut q = sqlx::query_as::<_, Row>(&sql);
+            for p in &params {
+                q = q.bind(p);
+            }
+            if let Some(after) = after {
+                q = q.bind(after);
+            }
+            q.bind(clamp(limit)).fetch_all(pool).await
+        })
+        .map(|rows| rows.into_iter().map(UserRecord::from).collect())
+        .map_err(map_err)
     }
 }

@@ -3,7 +3,9 @@
 mod auth;
 mod json;
 mod meta;
+mod permission;
 
 pub use auth::{Auth, bearer_token};
 pub use json::{ApiJson, is_json_content_type, parse as parse_json, read_body};
 pub use meta::Meta;
+pub use permission::{Require, RequiredPermission, perm};

@@ -729,7 +729,13 @@ async fn tokens_follow_the_users_current_state() {
         // A fresh app on the same database has a cold cache, like another
         // instance: what it sees is what is stored.
         let fresh = || TestApp::on(app.db.share(), config(&[]), Default::default());
-        assert_eq!(fresh().get_with_token("/api/v1/users/me", &access).await.status, StatusCode::OK);
+        assert_eq!(
+            fresh()
+                .get_with_token("/api/v1/users/me", &access)
+                .await
+                .status,
+            StatusCode::OK
+        );
 
         // Credentials changed (version bumped): earlier tokens die.
         exec(&app, "UPDATE users SET auth_version = auth_version + 1").await;
@@ -776,20 +782,32 @@ async fn eddsa_tokens_and_published_keys() {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("jwt.pem");
     let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
-    std::fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        &key_path,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
     let key_file = key_path.display().to_string();
     let app = TestApp::with(
         &Backend::Sqlite,
-        &[("JWT_ALGORITHM", "EdDSA"), ("JWT_PRIVATE_KEY_FILE", &key_file)],
+        &[
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_PRIVATE_KEY_FILE", &key_file),
+        ],
         Default::default(),
     )
     .await;
     app.register("pia").await;
     let (access, _) = app.login("pia@example.com", PASSWORD).await;
-    assert_eq!(app.get_with_token("/api/v1/users/me", &access).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &access).await.status,
+        StatusCode::OK
+    );
 
     let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD.decode(access.split('.').next().unwrap()).unwrap(),
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').next().unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(header["alg"], "EdDSA");

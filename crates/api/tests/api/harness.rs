@@ -551,3 +551,61 @@ pub mod logs {
             .collect()
     }
 }
+
+impl TestApp {
+    /// Runs `sql` on the test database.
+    pub async fn exec(&self, sql: &str) {
+        match &self.db.db {
+            Database::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Database::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+        }
+        .unwrap();
+    }
+
+    /// A single integer from `sql`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.db.db {
+            Database::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Database::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .unwrap()
+    }
+
+    /// Registers `username` with `role` and logs in: (user id, access token).
+    pub async fn account(&self, username: &str, role: &str) -> (String, String) {
+        let user = self.register(username).await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        if role != "user" {
+            // Set before the first login, so no cache holds the old role.
+            self.exec(&format!(
+                "UPDATE users SET role = '{role}' WHERE username = '{username}'"
+            ))
+            .await;
+        }
+        let (token, _) = self
+            .login(&format!("{username}@example.com"), PASSWORD)
+            .await;
+        (id, token)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+}

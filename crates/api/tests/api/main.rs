@@ -14,4 +14,6 @@ mod conventions;
 mod cors;
 mod headers;
 mod lifecycle;
+mod rbac;
 mod readiness;
+mod users;

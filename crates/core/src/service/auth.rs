@@ -89,22 +89,22 @@ impl Principal {
 
 #[derive(Debug)]
 pub struct AuthService {
-    deps: AuthDeps,
-    hasher: PasswordHasher,
+    pub(super) deps: AuthDeps,
+    pub(super) hasher: PasswordHasher,
     keys: TokenKeys,
-    cipher: FieldCipher,
-    blind: BlindIndex,
+    pub(super) cipher: FieldCipher,
+    pub(super) blind: BlindIndex,
     access_ttl: Duration,
     refresh_ttl: Duration,
     lockout: LockoutConfig,
     require_verified_email: bool,
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+pub(super) fn millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_millis(ms: i64) -> OffsetDateTime {
+pub(super) fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -144,11 +144,11 @@ impl AuthService {
         self.refresh_ttl
     }
 
-    fn now(&self) -> OffsetDateTime {
+    pub(super) fn now(&self) -> OffsetDateTime {
         self.deps.clock.now()
     }
 
-    async fn audit(&self, event: AuditEvent) {
+    pub(super) async fn audit(&self, event: AuditEvent) {
         self.deps.audit.record(event).await;
     }
 
@@ -178,7 +178,11 @@ impl AuthService {
     /// Validates and stores a new account with `role`. Duplicates fail with
     /// [`CoreError::RegistrationFailed`] after the same work as a success,
     /// so neither the answer nor its timing tells whether an account exists.
-    async fn create_account(&self, input: Registration, role: Role) -> Result<User, CoreError> {
+    pub(super) async fn create_account(
+        &self,
+        input: Registration,
+        role: Role,
+    ) -> Result<User, CoreError> {
         let mut problems = Vec::new();
         let username = Username::parse(&input.username)
             .map_err(|p| problems.push(p))
@@ -462,7 +466,11 @@ impl AuthService {
 
     /// Revokes a session's refresh tokens and the access tokens issued under
     /// it (until the longest of them would have expired).
-    async fn revoke_session(&self, session_id: Uuid, now: OffsetDateTime) -> Result<(), CoreError> {
+    pub(super) async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), CoreError> {
         self.deps.sessions.revoke(session_id, millis(now)).await?;
         let until = now.unix_timestamp() + secs(self.access_ttl);
         self.deps
@@ -623,6 +631,28 @@ impl AuthService {
             expires_at: claims.exp,
             session_id,
         })
+    }
+
+    /// Records a refused permission (the route guard calls this).
+    pub async fn permission_denied(
+        &self,
+        principal: &Principal,
+        permission: Permission,
+        method: &str,
+        route: &str,
+        meta: &RequestMeta,
+    ) {
+        self.audit(
+            AuditEvent::new(EventKind::PermissionDenied, Outcome::Failure, meta)
+                .actor(principal.id())
+                .details(json!({
+                    "permission": permission.as_str(),
+                    "role": principal.user.role.as_str(),
+                    "method": method,
+                    "route": route,
+                })),
+        )
+        .await;
     }
 
     /// Field problems for a login identifier (schema rules only).

@@ -2,5 +2,7 @@
 //! the ports.
 
 pub mod auth;
+pub mod users;
 
 pub use auth::{AuthDeps, AuthService, LoginId, Principal, Registration, TokenPair};
+pub use users::{AdminPatch, ListQuery, NewAccount, ProfileUpdate, UserPage};
