@@ -18,9 +18,12 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 
 /// One field that failed validation; the offending value is never echoed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The JSON field name; nested fields are dotted (`a.b`).
+    #[schema(example = "username")]
     pub field: String,
+    #[schema(example = "must be 3 to 50 characters long")]
     pub message: String,
 }
 

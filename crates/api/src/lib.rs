@@ -5,7 +5,9 @@ mod cookies;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 mod routes;
 pub mod state;
 

@@ -14,8 +14,8 @@ use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::handlers::{auth, health, jwks, users};
-use crate::middleware::{context, cors, host, problem, security_headers};
+use crate::handlers::{admin, auth, docs, export, health, jwks, users};
+use crate::middleware::{context, cors, host, problem, rate_limit, security_headers};
 use crate::state::AppState;
 
 /// The application: every route of the contract behind the full stack.
@@ -29,11 +29,28 @@ pub fn routes() -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::get))
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .merge(api_routes().layer(from_fn(rate_limit::global)))
+}
+
+/// `/api/v1`, all behind the global per-IP limit; the auth routes have their
+/// own, stricter ones too.
+fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/auth/register",
+            post(auth::register).layer(from_fn(rate_limit::register)),
+        )
+        .route(
+            "/api/v1/auth/login",
+            post(auth::login).layer(from_fn(rate_limit::login)),
+        )
+        .route(
+            "/api/v1/auth/refresh",
+            post(auth::refresh).layer(from_fn(rate_limit::refresh)),
+        )
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/export", get(export::export))
         .route("/api/v1/users/me", get(users::me).put(users::update_me))
         .route(
             "/api/v1/users/me/change-password",
@@ -48,16 +65,37 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/users/{id}",
             get(users::get).patch(users::patch).delete(users::delete),
         )
+        .route("/api/v1/admin/stats", get(admin::stats))
+        .route("/api/v1/admin/config", get(admin::config))
+        .route("/api/v1/admin/audit", get(admin::audit))
+        .route("/api/v1/admin/audit/verify", get(admin::verify))
+}
+
+/// Docs group: the OpenAPI document and the interactive page with its
+/// bundled assets. Mounted by [`build`] only when `DOCS_ENABLED` (on by
+/// default outside production).
+pub fn docs_routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page))
+        .route("/docs/{asset}", get(docs::asset))
 }
 
 /// Wraps `routes` in the middleware stack. Public so tests can mount extra
 /// routes behind exactly the production stack.
 pub fn build(state: AppState, routes: Router<AppState>) -> Router {
     let config = state.config();
+    let routes = if config.docs_enabled {
+        routes.merge(docs_routes())
+    } else {
+        routes
+    };
     let inner = routes
         // JSON bodies: refused with 413 from Content-Length up front, or once
         // a chunked body passes the limit while being read.
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        // The state, for route-level middleware built without it.
+        .layer(axum::Extension(state.clone()))
         .fallback(not_found)
         .layer(from_fn(context::capture_route))
         .with_state(state.clone());

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use gatehouse_core::audit::RequestMeta;
 use gatehouse_core::clock::Clock;
 use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
+use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::AuthService;
 
 /// Cheap to clone: everything lives behind one `Arc`.
@@ -19,6 +21,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     probes: Vec<Arc<dyn HealthProbe>>,
     auth: Arc<AuthService>,
+    limiter: Arc<dyn RateLimiter>,
+    /// Rate-limit keys already reported in the current window: a flood is
+    /// one security event, not one audit row per refused request.
+    reported: moka::sync::Cache<String, ()>,
 }
 
 /// What the state is built from; the binary and the tests wire it.
@@ -27,6 +33,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub probes: Vec<Arc<dyn HealthProbe>>,
     pub auth: Arc<AuthService>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 impl AppState {
@@ -37,6 +44,11 @@ impl AppState {
                 clock: services.clock,
                 probes: services.probes,
                 auth: services.auth,
+                limiter: services.limiter,
+                reported: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(std::time::Duration::from_secs(60))
+                    .build(),
             }),
         }
     }
@@ -56,5 +68,26 @@ impl AppState {
 
     pub fn auth(&self) -> &AuthService {
         &self.inner.auth
+    }
+
+    pub fn limiter(&self) -> &dyn RateLimiter {
+        self.inner.limiter.as_ref()
+    }
+
+    /// Logs and counts every refusal; stores one `rate_limited` audit entry
+    /// per key and window.
+    pub async fn note_rate_limited(&self, key: &str, scope: &str, path: &str, meta: &RequestMeta) {
+        tracing::warn!(
+            target: "gatehouse::security",
+            event = "rate_limited",
+            scope,
+            ip = meta.ip.as_deref(),
+            "rate limit hit"
+        );
+        if self.inner.reported.contains_key(key) {
+            return;
+        }
+        self.inner.reported.insert(key.to_owned(), ());
+        self.auth().rate_limited(scope, path, meta).await;
     }
 }

@@ -1,5 +1,6 @@
 //! Cache and counter adapters of the core ports. In-process ones live in
-//! [`memory`]; they serve a single instance (several instances need the
-//! shared Redis adapters).
+//! [`memory`]; they serve a single instance. Several instances share state
+//! through the [`redis`] adapters.
 
 pub mod memory;
+pub mod redis;

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::config::LockoutConfig;
 use gatehouse_core::ports::{LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ratelimit::{Decision, Rate, RateLimiter, gcra};
+use gatehouse_core::service::UserPage;
 use gatehouse_core::user::User;
 use moka::Expiry;
 use moka::sync::Cache;
@@ -148,12 +150,21 @@ impl LoginThrottle for MemoryLoginThrottle {
         self.lock().remove(key);
         Ok(())
     }
+
+    async fn locked_count(&self, now: i64) -> Result<u64, CoreError> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|f| f.locked_until.is_some_and(|u| u > now))
+            .count() as u64)
+    }
 }
 
-/// Users by id, for a short time; every write invalidates.
+/// Users by id and list pages, for a short time; every write invalidates.
 #[derive(Debug, Clone)]
 pub struct MemoryUserCache {
     users: Cache<Uuid, Arc<User>>,
+    lists: Cache<String, Arc<UserPage>>,
 }
 
 impl MemoryUserCache {
@@ -163,7 +174,26 @@ impl MemoryUserCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            // Lists are bigger and change with every write: keep few, briefly.
+            lists: Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(ttl.min(Duration::from_secs(10)))
+                .build(),
         }
+    }
+}
+
+impl MemoryUserCache {
+    /// Drops one user and every list, here only.
+    pub fn invalidate_local(&self, id: Uuid) {
+        self.users.invalidate(&id);
+        self.lists.invalidate_all();
+    }
+
+    /// Drops everything, here only.
+    pub fn clear(&self) {
+        self.users.invalidate_all();
+        self.lists.invalidate_all();
     }
 }
 
@@ -184,7 +214,68 @@ impl UserCache for MemoryUserCache {
     }
 
     async fn invalidate(&self, id: Uuid) {
-        self.users.invalidate(&id);
+        self.invalidate_local(id);
+    }
+
+    async fn get_list(&self, key: &str) -> Option<Arc<UserPage>> {
+        self.lists.get(key)
+    }
+
+    async fn put_list(&self, key: String, page: Arc<UserPage>) {
+        self.lists.insert(key, page);
+    }
+}
+
+/// GCRA state per key, in this process. Keys expire once their limit is
+/// fully replenished, so memory follows active clients only.
+#[derive(Debug)]
+pub struct MemoryRateLimiter {
+    tats: Cache<String, i64>,
+}
+
+impl Default for MemoryRateLimiter {
+    fn default() -> Self {
+        Self {
+            tats: Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(UntilTat)
+                .build(),
+        }
+    }
+}
+
+/// A TAT is worthless once it is in the past.
+#[derive(Debug)]
+struct UntilTat;
+
+impl Expiry<String, i64> for UntilTat {
+    fn expire_after_create(&self, _key: &String, tat: &i64, _now: Instant) -> Option<Duration> {
+        let left_ms = tat.saturating_sub(unix_now().saturating_mul(1000));
+        Some(Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)) + Duration::from_secs(1))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &String,
+        tat: &i64,
+        now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, tat, now)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, key: &str, rate: Rate, now: i64) -> Result<Decision, CoreError> {
+        // The entry API makes read-decide-write one atomic step per key.
+        let mut decision = None;
+        self.tats.entry(key.to_owned()).and_compute_with(|current| {
+            let (d, new_tat) = gcra(current.map(|e| e.into_value()), now, rate);
+            decision = Some(d);
+            moka::ops::compute::Op::Put(new_tat)
+        });
+        decision.ok_or_else(|| CoreError::internal("rate limiter made no decision"))
     }
 }
 

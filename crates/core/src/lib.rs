@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod network;
 pub mod ports;
+pub mod ratelimit;
 pub mod rbac;
 pub mod service;
 pub mod user;

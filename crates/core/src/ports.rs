@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::CoreError;
@@ -73,6 +74,15 @@ pub trait UserRepo: Send + Sync + Debug {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<UserRecord>, u64), CoreError>;
+    /// Rewrites encrypted fields of several users in one transaction (key
+    /// rotation): (id, email_enc, full_name_enc).
+    async fn set_encrypted(&self, rows: &[(Uuid, String, Option<String>)])
+    -> Result<(), CoreError>;
+    /// Every user matching `filter`, in id order, read from a database
+    /// cursor: memory stays flat however many there are.
+    fn stream(&self, filter: &UserFilter) -> BoxStream<'static, Result<UserRecord, CoreError>>;
+    /// Counts for `GET /admin/stats`.
+    async fn stats(&self) -> Result<UserStats, CoreError>;
     /// Keyset mode: up to `limit` users with id greater than `after`,
     /// ascending by id.
     async fn list_after(
@@ -92,6 +102,15 @@ pub struct UserChanges {
     pub email: Option<(String, String)>,
     pub role: Option<String>,
     pub is_active: Option<bool>,
+}
+
+/// User counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserStats {
+    pub total: u64,
+    pub active: u64,
+    /// (role, count) for every role that has users.
+    pub by_role: Vec<(String, u64)>,
 }
 
 /// List filters.
@@ -172,6 +191,8 @@ pub trait SessionRepo: Send + Sync + Debug {
     async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError>;
     /// Live (not revoked, not expired) sessions of a user, newest first.
     async fn list_active(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, CoreError>;
+    /// Live sessions of all users.
+    async fn count_active(&self, now: i64) -> Result<u64, CoreError>;
     /// The owner of a session, if it exists.
     async fn owner(&self, session_id: Uuid) -> Result<Option<Uuid>, CoreError>;
 }
@@ -199,13 +220,19 @@ pub trait LoginThrottle: Send + Sync + Debug {
     ) -> Result<Option<Duration>, CoreError>;
     /// A success clears the count.
     async fn reset(&self, key: &str) -> Result<(), CoreError>;
+    /// Keys locked at `now`.
+    async fn locked_count(&self, now: i64) -> Result<u64, CoreError>;
 }
 
-/// Hot users by id, for the per-request current-state check.
+/// Hot reads: users by id (the per-request current-state check) and user
+/// list pages.
 #[async_trait]
 pub trait UserCache: Send + Sync + Debug {
     async fn get(&self, id: Uuid) -> Option<Arc<User>>;
     async fn put(&self, user: Arc<User>);
-    /// Drops `id` here and, for shared caches, on every instance.
+    /// Drops `id` and every cached list (any write can change any list),
+    /// here and, for shared caches, on every instance.
     async fn invalidate(&self, id: Uuid);
+    async fn get_list(&self, key: &str) -> Option<Arc<crate::service::UserPage>>;
+    async fn put_list(&self, key: String, page: Arc<crate::service::UserPage>);
 }

@@ -44,7 +44,7 @@ pub async fn create(
     if config.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
     }
-    let services = crate::wiring::services(config, &db)?;
+    let services = crate::wiring::services(config, &db).await?;
     let result = services
         .auth
         .create_admin(Registration {

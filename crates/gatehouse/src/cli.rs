@@ -43,6 +43,13 @@ enum Command {
         #[arg(long)]
         full_name: Option<String>,
     },
+    /// Re-encrypt stored personal data under the first DATA_ENCRYPTION_KEYS
+    /// key (resumable: run again after an interruption).
+    RotateKeys {
+        /// Users per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+    },
 }
 
 /// Exit code for a configuration that cannot be used.
@@ -124,6 +131,7 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
                 email,
                 full_name,
             } => crate::admin::create(&config, username, email, full_name).await,
+            Command::RotateKeys { batch_size } => crate::rotate::run(&config, batch_size).await,
         }
     });
     result.map_err(|err| {

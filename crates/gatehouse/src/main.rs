@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod devkeys;
 mod env;
+mod rotate;
 mod serve;
 mod telemetry;
 mod wiring;

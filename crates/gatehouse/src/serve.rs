@@ -1,12 +1,15 @@
 //! `gatehouse serve`: connect, migrate, bind, serve until SIGTERM/SIGINT,
-//! then drain in-flight requests within `SHUTDOWN_GRACE_SECS`.
+//! then drain in-flight requests within `SHUTDOWN_GRACE_SECS`. Prometheus
+//! metrics are served beside it on `METRICS_ADDR` and stop with it.
 
 use std::sync::Arc;
 
-use gatehouse_api::AppState;
+use gatehouse_api::{AppState, metrics};
 use gatehouse_core::config::Config;
+use gatehouse_store::Database;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::cli::{connect, error_chain};
 
@@ -23,22 +26,52 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
         db.migrate().await.map_err(|e| error_chain(&e))?;
         tracing::info!(backend = db.backend(), "migrations applied");
     }
-    let state = AppState::new(config.clone(), crate::wiring::services(&config, &db)?);
+    // Installed before the first request so every one is counted.
+    let handle = metrics::install().map_err(|e| format!("metrics: {e}"))?;
+    let state = AppState::new(config.clone(), crate::wiring::services(&config, &db).await?);
     let app = gatehouse_api::app(state);
 
+    // Metrics stay off the public port: a scrape endpoint reveals traffic.
+    if config.metrics_addr == config.bind_addr && config.bind_addr.port() != 0 {
+        return Err("METRICS_ADDR: must differ from BIND_ADDR (metrics are private)".into());
+    }
     let listener = TcpListener::bind(config.bind_addr)
         .await
         .map_err(|e| format!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = TcpListener::bind(config.metrics_addr).await.map_err(|e| {
+        format!(
+            "METRICS_ADDR: cannot listen on {}: {e}",
+            config.metrics_addr
+        )
+    })?;
+    let metrics_addr = metrics_listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         addr = %addr,
+        metrics_addr = %metrics_addr,
         backend = db.backend(),
         environment = config.environment.as_str(),
         version = env!("CARGO_PKG_VERSION"),
         "gatehouse listening"
     );
+    if config.otel_endpoint.is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build does not export traces; \
+             trace ids of incoming traceparent headers are logged as trace_id"
+        );
+    }
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut metrics_stop = stop_tx.subscribe();
+    let upkeep = spawn_metrics_upkeep(handle.clone(), db.clone());
+    let metrics_server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = metrics_stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(err) = metrics::serve(metrics_listener, handle, stopped).await {
+            tracing::error!(error = %err, "metrics listener failed");
+        }
+    });
     let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: draining in-flight requests");
@@ -54,9 +87,31 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
         result = server => result.map_err(|e| format!("server error: {e}"))?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing remaining connections"),
     }
+    upkeep.abort();
+    metrics_server.abort();
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// Every few seconds: drains histogram samples (the recorder does not do it
+/// on its own) and samples the database pool.
+fn spawn_metrics_upkeep(handle: metrics::PrometheusHandle, db: Database) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(metrics::UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+            let (size, idle, max) = match &db {
+                Database::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+                Database::Postgres(p) => {
+                    (p.size(), p.num_idle(), p.options().get_max_connections())
+                }
+            };
+            let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+            metrics::set_db_pool(size.saturating_sub(idle), idle, max);
+        }
+    })
 }
 
 async fn shutdown_signal() {

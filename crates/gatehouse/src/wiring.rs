@@ -4,31 +4,85 @@
 use std::sync::Arc;
 
 use gatehouse_api::Services;
-use gatehouse_cache::memory::{MemoryDenylist, MemoryLoginThrottle, MemoryUserCache};
-use gatehouse_core::audit::LogAuditSink;
+use gatehouse_api::metrics::CountingAuditSink;
+use gatehouse_cache::memory::{
+    MemoryDenylist, MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache,
+};
+use gatehouse_cache::redis::{
+    RedisDenylist, RedisLoginThrottle, RedisRateLimiter, RedisStore, RedisUserCache,
+};
+use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
+use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{AuthDeps, AuthService};
 use gatehouse_store::Database;
+use secrecy::ExposeSecret;
 
 use crate::cli::error_chain;
 
-pub fn services(config: &Config, db: &Database) -> Result<Services, String> {
+/// The adapters of the state instances share: Redis when configured,
+/// in-process otherwise.
+struct Shared {
+    denylist: Arc<dyn TokenDenylist>,
+    throttle: Arc<dyn LoginThrottle>,
+    cache: Arc<dyn UserCache>,
+    limiter: Arc<dyn RateLimiter>,
+    probe: Option<Arc<dyn HealthProbe>>,
+}
+
+async fn shared(config: &Config) -> Result<Shared, String> {
+    let Some(url) = &config.redis_url else {
+        return Ok(Shared {
+            denylist: Arc::new(MemoryDenylist::default()),
+            throttle: Arc::new(MemoryLoginThrottle::default()),
+            cache: Arc::new(MemoryUserCache::default()),
+            limiter: Arc::new(MemoryRateLimiter::default()),
+            probe: None,
+        });
+    };
+    let store = RedisStore::connect(url.expose_secret(), &config.redis_key_prefix)
+        .await
+        .map_err(|e| format!("REDIS_URL: {}", error_chain(&e)))?;
+    tracing::info!("shared state in redis");
+    Ok(Shared {
+        denylist: Arc::new(RedisDenylist::new(store.clone())),
+        throttle: Arc::new(RedisLoginThrottle::new(store.clone())),
+        cache: Arc::new(RedisUserCache::new(
+            store.clone(),
+            MemoryUserCache::default(),
+        )),
+        limiter: Arc::new(RedisRateLimiter::new(store.clone())),
+        probe: Some(Arc::new(store)),
+    })
+}
+
+pub async fn services(config: &Config, db: &Database) -> Result<Services, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db = Arc::new(db.clone());
+    let shared = shared(config).await?;
     let deps = AuthDeps {
         users: db.clone(),
         sessions: db.clone(),
-        denylist: Arc::new(MemoryDenylist::default()),
-        throttle: Arc::new(MemoryLoginThrottle::default()),
-        cache: Arc::new(MemoryUserCache::default()),
-        audit: Arc::new(LogAuditSink),
+        denylist: shared.denylist,
+        throttle: shared.throttle,
+        cache: shared.cache,
+        // Every security event is counted for metrics, then stored.
+        audit: Arc::new(CountingAuditSink::new(Arc::new(StoredAuditSink::new(
+            db.clone(),
+            clock.clone(),
+        )))),
+        audit_log: db.clone(),
         clock: clock.clone(),
     };
     let auth = AuthService::new(config, deps).map_err(|e| error_chain(&e))?;
+    let mut probes: Vec<Arc<dyn HealthProbe>> = vec![db];
+    probes.extend(shared.probe);
     Ok(Services {
         clock,
-        probes: vec![db],
+        probes,
         auth: Arc::new(auth),
+        limiter: shared.limiter,
     })
 }

@@ -195,7 +195,11 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
             .status
             .success()
     );
-    let mut vars = vec![("BIND_ADDR", "127.0.0.1:0"), ("JWT_SECRET_KEY", SECRET)];
+    let mut vars = vec![
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("JWT_SECRET_KEY", SECRET),
+    ];
     vars.extend(FAST_ARGON2);
     let mut child = gatehouse(dir.path(), &vars)
         .arg("serve")
@@ -217,7 +221,10 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
                 && v["message"] == "gatehouse listening"
             {
                 addr_tx
-                    .send(v["addr"].as_str().unwrap().to_owned())
+                    .send((
+                        v["addr"].as_str().unwrap().to_owned(),
+                        v["metrics_addr"].as_str().unwrap().to_owned(),
+                    ))
                     .unwrap();
                 sent = true;
             }
@@ -225,9 +232,9 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         }
         lines
     });
-    let addr = addr_rx
+    let (addr, metrics_addr) = addr_rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("server reported its address");
+        .expect("server reported its addresses");
 
     let res = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -260,6 +267,27 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(me["role"], "admin");
     assert_eq!(me["username"], "boss");
+
+    // Metrics: on their own listener, by route template, with auth events.
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"route="/api/v1/users/me",status="200""#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"gatehouse_auth_events_total{event="login_succeeded",outcome="success"}"#),
+        "{metrics}"
+    );
+    let public = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "never on the public port");
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

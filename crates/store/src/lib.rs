@@ -15,6 +15,7 @@ macro_rules! on_pool {
     };
 }
 
+mod audit;
 mod database;
 mod sessions;
 mod users;

@@ -147,4 +147,11 @@ impl SessionRepo for Database {
         on_pool!(self, pool => sqlx::query_scalar::<_, Uuid>(sql).bind(session_id).fetch_optional(pool).await)
             .map_err(map_err)
     }
+
+    async fn count_active(&self, now: i64) -> Result<u64, CoreError> {
+        let sql = "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1";
+        on_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(now).fetch_one(pool).await)
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(map_err)
+    }
 }

@@ -1,8 +1,11 @@
 //! `UserRepo` on both backends.
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{NewUser, UserChanges, UserFilter, UserRecord, UserRepo};
+use gatehouse_core::ports::{NewUser, UserChanges, UserFilter, UserRecord, UserRepo, UserStats};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{Database, map_err};
@@ -254,5 +257,71 @@ impl UserRepo for Database {
         })
         .map(|rows| rows.into_iter().map(UserRecord::from).collect())
         .map_err(map_err)
+    }
+
+    async fn stats(&self) -> Result<UserStats, CoreError> {
+        let totals =
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_active THEN 1 ELSE 0 END), 0) FROM users";
+        let roles = "SELECT role, COUNT(*) FROM users GROUP BY role";
+        on_pool!(self, pool => async {
+            let (total, active): (i64, i64) = sqlx::query_as(totals).fetch_one(pool).await?;
+            let by_role: Vec<(String, i64)> = sqlx::query_as(roles).fetch_all(pool).await?;
+            Ok::<_, sqlx::Error>(UserStats {
+                total: u64::try_from(total).unwrap_or(0),
+                active: u64::try_from(active).unwrap_or(0),
+                by_role: by_role
+                    .into_iter()
+                    .map(|(r, n)| (r, u64::try_from(n).unwrap_or(0)))
+                    .collect(),
+            })
+        }.await)
+        .map_err(map_err)
+    }
+
+    async fn set_encrypted(
+        &self,
+        rows: &[(Uuid, String, Option<String>)],
+    ) -> Result<(), CoreError> {
+        let sql = "UPDATE users SET email_enc = $1, full_name_enc = $2 WHERE id = $3";
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            for (id, email, name) in rows {
+                sqlx::query(sql).bind(email).bind(name).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await)
+        .map_err(map_err)
+    }
+
+    fn stream(&self, filter: &UserFilter) -> BoxStream<'static, Result<UserRecord, CoreError>> {
+        let (clause, params) = filter_sql(filter);
+        let sql = format!("SELECT {COLUMNS} FROM users{clause} ORDER BY id");
+        // A task owns the query and feeds a small bounded channel: the
+        // reader's pace (the HTTP client's) throttles the cursor, and a
+        // dropped reader ends the task at its next send.
+        let (tx, rx) = mpsc::channel::<Result<UserRecord, CoreError>>(64);
+        let db = self.clone();
+        tokio::spawn(async move {
+            let result: Result<(), sqlx::Error> = on_pool!(&db, pool => async {
+                let mut q = sqlx::query_as::<_, Row>(&sql);
+                for p in &params {
+                    q = q.bind(p);
+                }
+                let mut rows = q.fetch(pool);
+                while let Some(row) = rows.next().await {
+                    if tx.send(row.map(UserRecord::from).map_err(map_err)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }.await);
+            if let Err(e) = result {
+                let _ = tx.send(Err(map_err(e))).await;
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
     }
 }

@@ -11,23 +11,47 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::cookies;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, Meta, bearer_token, is_json_content_type, parse_json, read_body};
+use crate::openapi::{BadRequest, Forbidden, Unauthorized, UserSchema};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(
+        min_length = 3,
+        max_length = 50,
+        pattern = "^[A-Za-z0-9_-]+$",
+        example = "jane_doe"
+    )]
     pub username: String,
+    #[schema(format = Email, max_length = 254, example = "jane@example.com")]
     pub email: String,
+    /// 8–128 characters with upper and lower case, a digit and a special
+    /// character; not a common password.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub password: SecretString,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub full_name: Option<String>,
 }
 
-/// `POST /auth/register` → 201 with the new user.
+/// Creates an account with role `user`. A taken email or username gets the
+/// same 400 `registration_failed` (no account enumeration).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new user", body = UserSchema),
+        (status = 400, response = BadRequest),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -48,28 +72,39 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
 #[serde(deny_unknown_fields)]
 struct JsonLogin {
+    #[schema(format = Email, max_length = 254, example = "jane@example.com")]
     email: String,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     password: SecretString,
 }
 
 /// The OAuth2 password grant (RFC 6749 §4.3.2) as sent by the docs page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LoginForm)]
 #[serde(deny_unknown_fields)]
 struct FormLogin {
+    /// The email or the username.
+    #[schema(min_length = 1, max_length = 254)]
     username: String,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     password: SecretString,
     #[serde(default)]
+    #[schema(pattern = "^password$", nullable = false)]
     grant_type: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false)]
     #[allow(dead_code, reason = "accepted and ignored: scopes come from the role")]
     scope: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false)]
     #[allow(dead_code, reason = "accepted and ignored: public client")]
     client_id: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false)]
     #[allow(dead_code, reason = "accepted and ignored: public client")]
     client_secret: Option<String>,
 }
@@ -150,13 +185,18 @@ impl FromRequest<AppState> for LoginBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Tokens issued by login and refresh (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenResponse {
+    /// A JWT, sent as `Authorization: Bearer …`.
     access_token: String,
+    #[schema(value_type = String, example = "bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
     /// Only for clients that sent the refresh token in the body.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     refresh_token: Option<String>,
 }
 
@@ -190,7 +230,23 @@ fn clearing_cookie(state: &AppState, err: ApiError) -> Response {
     res
 }
 
-/// `POST /auth/login`.
+/// Logs in with a JSON body or the OAuth2 password form; sets the refresh
+/// cookie. Unknown email and wrong password get the same 401.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body(content(
+        (JsonLogin = "application/json"),
+        (FormLogin = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "The `refresh_token` cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth)"))),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -200,10 +256,13 @@ pub async fn login(
     Ok(token_response(&state, pair, false))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// For clients that cannot keep the cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = RefreshRequest)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false)]
     refresh_token: Option<SecretString>,
 }
 
@@ -237,8 +296,22 @@ impl FromRequest<AppState> for PresentedRefresh {
     }
 }
 
-/// `POST /auth/refresh`: rotates the refresh token. Any failure clears the
-/// cookie.
+/// Rotates the refresh token (cookie, or `refresh_token` in the body) and
+/// issues a new pair. Presenting a spent token revokes its whole login. Any
+/// failure clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = Option<RefreshBody>,
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "A new pair; `refresh_token` in the body only if it was sent there",
+            body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "The `refresh_token` cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth)"))),
+        (status = 401, response = Unauthorized),
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -256,13 +329,25 @@ pub async fn refresh(
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Message {
-    message: &'static str,
+/// A confirmation sentence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    #[schema(value_type = String)]
+    pub message: &'static str,
 }
 
-/// `POST /auth/logout`: revokes the refresh token's login, denies the
-/// presented access token until it expires, clears the cookie.
+/// Revokes the refresh token's login, denies the presented access token
+/// until it expires, and clears the cookie. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body = Option<RefreshBody>,
+    security((), ("refresh_cookie" = []), ("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Logged out; the cookie is cleared", body = Message),
+    ),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     Meta(meta): Meta,

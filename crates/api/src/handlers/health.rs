@@ -9,6 +9,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::openapi::{HealthSchema, ReadySchema, Unavailable};
 use crate::state::AppState;
 
 /// A probe slower than this counts as down: readiness must answer quickly
@@ -16,11 +17,26 @@ use crate::state::AppState;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness: the process answers. Checks no dependency.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The process answers", body = HealthSchema)),
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 /// Readiness: every dependency answers; 503 naming the ones that do not.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency answers", body = ReadySchema),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let results = join_all(state.probes().iter().map(|probe| async move {
         let outcome = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {

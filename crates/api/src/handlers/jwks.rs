@@ -7,8 +7,18 @@ use axum::response::IntoResponse;
 use http::HeaderValue;
 use http::header::CACHE_CONTROL;
 
+use crate::openapi::JwksSchema;
 use crate::state::AppState;
 
+/// The public verification keys, current and retired (EdDSA); empty with
+/// HS256.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "jwks",
+    tag = "operations",
+    responses((status = 200, description = "A JSON Web Key Set", body = JwksSchema)),
+)]
 pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
     (
         // Verifiers may cache briefly; rotation keeps old keys published

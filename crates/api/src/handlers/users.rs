@@ -12,10 +12,15 @@ use gatehouse_core::user::User;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, Meta, Require, perm};
+use crate::handlers::auth::Message;
+use crate::openapi::{
+    BadRequest, Forbidden, NotFound, RoleSchema, UserListSchema, UserSchema, ValidationFailed,
+};
 use crate::state::AppState;
 
 /// Distinguishes an absent field (`None`) from an explicit `null`
@@ -28,21 +33,47 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-/// `GET /users/me` (self:read).
+/// The caller's own account (self:read).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserSchema),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn me(Require(p, ..): Require<perm::SelfRead>) -> Json<User> {
     Json(p.user.as_ref().clone())
 }
 
-#[derive(Debug, Deserialize)]
+/// Fields left out are unchanged; `full_name: null` clears the name.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     full_name: Option<Option<String>>,
     #[serde(default)]
+    #[schema(format = Email, max_length = 254, nullable = false)]
     email: Option<String>,
 }
 
-/// `PUT /users/me` (self:write).
+/// Updates the caller's name or email (self:write). A taken email gets 400
+/// `registration_failed`, like registration.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me",
+    tag = "users",
+    request_body = UpdateMe,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The updated caller", body = UserSchema),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn update_me(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -56,40 +87,68 @@ pub async fn update_me(
     Ok(Json(state.auth().update_me(&p, update, &meta).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
+    #[schema(value_type = String, format = Password)]
     current_password: SecretString,
+    /// Must differ from the current one and pass the password policy.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
-/// `POST /users/me/change-password` (self:write).
+/// Changes the caller's password (self:write) and ends every login and
+/// earlier access token of the user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/change-password",
+    tag = "users",
+    request_body = ChangePassword,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Changed; sign in again", body = Message),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::SelfWrite>,
     ApiJson(body): ApiJson<ChangePassword>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     state
         .auth()
         .change_password(&p, &body.current_password, &body.new_password, &meta)
         .await?;
-    Ok(Json(
-        json!({"message": "Password changed; please sign in again"}),
-    ))
+    Ok(Json(Message {
+        message: "Password changed; please sign in again",
+    }))
 }
 
-#[derive(Debug, Serialize)]
-struct SessionView {
+/// One active login.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
+pub struct SessionView {
     id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     last_used_at: time::OffsetDateTime,
+    #[schema(required = true)]
     ip: Option<String>,
+    #[schema(required = true)]
     user_agent: Option<String>,
     /// The login the request was made with.
     current: bool,
+}
+
+/// The caller's active logins.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionView>,
 }
 
 fn at(ms: i64) -> time::OffsetDateTime {
@@ -97,11 +156,21 @@ fn at(ms: i64) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-/// `GET /users/me/sessions` (self:read).
+/// The caller's active logins (self:read).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me/sessions",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Active logins", body = SessionList),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn sessions(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::SelfRead>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     let list: Vec<SessionView> = state
         .auth()
         .my_sessions(&p)
@@ -116,7 +185,7 @@ pub async fn sessions(
             current: p.session_id == Some(s.id),
         })
         .collect();
-    Ok(Json(json!({ "sessions": list })))
+    Ok(Json(SessionList { sessions: list }))
 }
 
 /// Parses an id from the path; a malformed one is a 422, not a 404.
@@ -125,7 +194,20 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))
 }
 
-/// `DELETE /users/me/sessions/{id}` (self:write) → 204.
+/// Revokes one of the caller's logins (self:write).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me/sessions/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "Session id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 pub async fn revoke_session(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -168,7 +250,30 @@ fn number(raw: Option<&str>, field: &str, default: u64, errors: &mut Vec<FieldEr
     }
 }
 
-/// `GET /users` (users:read): page mode or keyset mode.
+/// Lists users (users:read), in page mode (`page`, `per_page`) or keyset
+/// mode (`limit`, then `after`), filtered by username prefix, role and
+/// activity.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    params(
+        ("page" = Option<u64>, Query, minimum = 1, description = "Page mode: page number (default 1)"),
+        ("per_page" = Option<u64>, Query, minimum = 1, description = "Page mode: page size (default 20, capped at 100)"),
+        ("limit" = Option<u64>, Query, minimum = 1, description = "Keyset mode: page size (default 20, capped at 100)"),
+        ("after" = Option<Uuid>, Query, description = "Keyset mode: the previous page's `next_cursor`"),
+        ("q" = Option<String>, Query, max_length = 50, description = "Username prefix"),
+        ("role" = Option<RoleSchema>, Query, description = "Only this role"),
+        ("is_active" = Option<bool>, Query, description = "Only active (or inactive) users"),
+    ),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = UserListSchema),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Require(..): Require<perm::UsersRead>,
@@ -235,7 +340,7 @@ pub async fn list(
             .list_users(&query, Some((page, per_page)), None)
             .await?
     };
-    Ok(Json(match result {
+    Ok(Json(match result.as_ref().clone() {
         UserPage::Paged {
             users,
             total,
@@ -255,7 +360,21 @@ pub async fn list(
     }))
 }
 
-/// `GET /users/{id}` (users:read).
+/// One user (users:read).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    operation_id = "get_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserSchema),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Require(..): Require<perm::UsersRead>,
@@ -264,18 +383,37 @@ pub async fn get(
     Ok(Json(state.auth().get_user(parse_id(&id)?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(min_length = 3, max_length = 50, pattern = "^[A-Za-z0-9_-]+$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     password: SecretString,
     #[serde(default)]
+    #[schema(max_length = 100)]
     full_name: Option<String>,
+    #[schema(value_type = RoleSchema)]
     role: Role,
 }
 
-/// `POST /users` (users:write) → 201.
+/// Creates an account with a chosen role (users:write); only admins create
+/// admins.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    operation_id = "create_user",
+    tag = "users",
+    request_body = CreateUser,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 201, description = "The new user", body = UserSchema),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -295,18 +433,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Debug, Deserialize)]
+/// Fields left out are unchanged; `full_name: null` clears the name.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     #[serde(default)]
+    #[schema(value_type = Option<RoleSchema>, nullable = false)]
     role: Option<Role>,
     #[serde(default)]
+    #[schema(nullable = false)]
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     full_name: Option<Option<String>>,
 }
 
-/// `PATCH /users/{id}` (users:write).
+/// Changes a user's role, activity or name (users:write); granting or
+/// removing `admin` takes an admin; deactivation ends the user's logins.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    operation_id = "patch_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PatchUser,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The updated user", body = UserSchema),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -327,7 +484,22 @@ pub async fn patch(
     ))
 }
 
-/// `DELETE /users/{id}` (users:delete) → 204.
+/// Deletes a user and their logins (users:delete); never yourself.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    operation_id = "delete_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -1,5 +1,6 @@
 //! Per-request context: the request id, the resolved client IP, whether the
-//! request arrived over HTTPS, and the one access-log line per request.
+//! request arrived over HTTPS, the caller's trace id, and the one access-log
+//! line (and metrics sample) per request.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -11,6 +12,8 @@ use axum::response::Response;
 use gatehouse_core::network;
 use http::{HeaderName, HeaderValue};
 
+use crate::metrics;
+use crate::middleware::trace_context::{self, TRACEPARENT};
 use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -24,6 +27,8 @@ pub struct RequestContext {
     /// `None` only when no socket peer is known (in-process tests).
     pub client_ip: Option<IpAddr>,
     pub is_https: bool,
+    /// From a valid W3C `traceparent` header, to join the caller's trace.
+    pub trace_id: Option<Arc<str>>,
     filled: Arc<Filled>,
 }
 
@@ -79,10 +84,16 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
             .headers()
             .get(&X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let trace_id: Option<Arc<str>> = req
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| trace_context::trace_id(v.as_bytes()))
+        .map(Arc::from);
     let ctx = RequestContext {
         request_id: request_id.clone(),
         client_ip,
         is_https: config.tls.is_some() || forwarded_https,
+        trace_id: trace_id.clone(),
         filled: Arc::default(),
     };
     let method = req.method().clone();
@@ -97,17 +108,26 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
+    let elapsed = started.elapsed();
+    let route = filled
+        .route
+        .get()
+        .map_or(metrics::UNMATCHED_ROUTE, String::as_str);
+    // Metrics are recorded here, next to the access log, so both see every
+    // response (errors and refusals included) with the same route template.
+    metrics::record_request(&method, route, res.status(), elapsed);
     let status = res.status().as_u16();
-    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     tracing::info!(
         target: "gatehouse::access",
         request_id = %request_id,
         method = %method,
-        route = filled.route.get().map_or("<unmatched>", String::as_str),
+        route,
         status,
         duration_ms,
         ip = client_ip.map(|ip| ip.to_string()),
         user_id = filled.user_id.get().map(String::as_str),
+        trace_id = trace_id.as_deref(),
         "request"
     );
     res

@@ -5,6 +5,8 @@ pub mod context;
 pub mod cors;
 pub mod host;
 pub mod problem;
+pub mod rate_limit;
 pub mod security_headers;
+pub mod trace_context;
 
 pub use context::RequestContext;

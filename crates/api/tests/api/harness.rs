@@ -10,8 +10,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use gatehouse_api::{AppState, Services};
-use gatehouse_cache::memory::{MemoryDenylist, MemoryLoginThrottle, MemoryUserCache};
-use gatehouse_core::audit::LogAuditSink;
+use gatehouse_cache::memory::{
+    MemoryDenylist, MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache,
+};
+use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
 use gatehouse_core::service::{AuthDeps, AuthService};
@@ -58,6 +60,9 @@ pub fn base_vars() -> Vec<(String, String)> {
         ("DATA_ENCRYPTION_KEYS", &format!("k1:{TEST_KEY_B64}")),
         ("BLIND_INDEX_KEY", TEST_KEY_B64),
         ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+        // Tests log in many times from one address; the limits have their
+        // own tests.
+        ("RATE_LIMIT_ENABLED", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -191,7 +196,8 @@ impl TestApp {
             denylist: Arc::new(MemoryDenylist::default()),
             throttle: Arc::new(MemoryLoginThrottle::default()),
             cache: Arc::new(MemoryUserCache::default()),
-            audit: Arc::new(LogAuditSink),
+            audit: Arc::new(StoredAuditSink::new(store.clone(), clock.clone())),
+            audit_log: store.clone(),
             clock: clock.clone(),
         };
         let auth = Arc::new(AuthService::new(&config, deps).unwrap());
@@ -199,6 +205,7 @@ impl TestApp {
             clock: clock.clone(),
             probes: vec![store],
             auth,
+            limiter: Arc::new(MemoryRateLimiter::default()),
         };
         let state = AppState::new(Arc::new(config), services);
         let router = gatehouse_api::build(state.clone(), routes_with(extra));

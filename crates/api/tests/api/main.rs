@@ -9,11 +9,14 @@
 
 mod harness;
 
+mod admin;
 mod auth;
 mod conventions;
 mod cors;
 mod headers;
 mod lifecycle;
+mod observability;
+mod ratelimit;
 mod rbac;
 mod readiness;
 mod users;

@@ -382,3 +382,78 @@ async fn deleting_a_user_cascades_their_logins() {
         );
     }
 }
+
+#[tokio::test]
+async fn export_streams_ndjson_and_safe_csv() {
+    for backend in backends() {
+        let app = TestApp::new(&backend).await;
+        let (_, admin) = app.account("exp_admin", "admin").await;
+        let (_, viewer) = app.account("exp_viewer", "viewer").await;
+        let body = json!({"username": "exp_formula", "email": "exp_formula@example.com",
+                          "password": PASSWORD, "full_name": "=HYPERLINK(\"http://evil\")"});
+        assert_eq!(
+            app.post_json("/api/v1/auth/register", &body.to_string())
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+
+        let nd = app
+            .call("GET", "/api/v1/users/export?format=ndjson", &admin, None)
+            .await;
+        assert_eq!(nd.status, StatusCode::OK, "{backend:?}");
+        assert_eq!(nd.header("content-type"), Some("application/x-ndjson"));
+        assert!(
+            nd.header("content-disposition")
+                .unwrap()
+                .starts_with("attachment")
+        );
+        let text = String::from_utf8(nd.body.to_vec()).unwrap();
+        let users: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[0]["username"], "exp_admin");
+        assert!(
+            !text.contains("argon2") && !text.contains("k1:"),
+            "no hashes or ciphertexts"
+        );
+
+        let csv = app
+            .call(
+                "GET",
+                "/api/v1/users/export?format=csv&role=user",
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+        let text = String::from_utf8(csv.body.to_vec()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("id,username,email"));
+        assert!(
+            lines[1].contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            "{}",
+            lines[1]
+        );
+
+        app.call("GET", "/api/v1/users/export?format=xml", &admin, None)
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_error");
+        app.call("GET", "/api/v1/users/export", &viewer, None)
+            .await
+            .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+        let audit = app
+            .call(
+                "GET",
+                "/api/v1/admin/audit?event=data_exported",
+                &admin,
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(audit["entries"].as_array().unwrap().len(), 2);
+    }
+}

@@ -34,6 +34,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "DATABASE_IDLE_TIMEOUT_SECS",
     "RUN_MIGRATIONS",
     "REDIS_URL",
+    "REDIS_KEY_PREFIX",
     "JWT_ALGORITHM",
     "JWT_SECRET_KEY",
     "JWT_PRIVATE_KEY_FILE",
@@ -238,6 +239,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseConfig,
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key (several deployments can share a server).
+    pub redis_key_prefix: String,
     pub jwt: JwtConfig,
     pub argon2: Argon2Config,
     pub rate_limit: RateLimitConfig,
@@ -315,6 +318,7 @@ impl Config {
             }
         }
 
+        let redis_key_prefix = r.string("REDIS_KEY_PREFIX", "gatehouse:");
         let jwt = read_jwt(&mut r, production);
         let argon2 = Argon2Config {
             memory_kib: r.int("ARGON2_MEMORY_COST", 65_536, 8, 4 * 1024 * 1024),
@@ -452,6 +456,7 @@ impl Config {
             data_dir,
             database,
             redis_url,
+            redis_key_prefix,
             jwt,
             argon2,
             rate_limit,

@@ -79,6 +79,7 @@ impl Config {
                 .as_ref()
                 .map_or(Value::Null, |u| json!(redact_url(u.expose_secret()))),
         );
+        put("REDIS_KEY_PREFIX", json!(self.redis_key_prefix));
         put(
             "JWT_ALGORITHM",
             json!(match self.jwt.algorithm {

@@ -33,6 +33,8 @@ pub struct AuthDeps {
     pub throttle: Arc<dyn LoginThrottle>,
     pub cache: Arc<dyn UserCache>,
     pub audit: Arc<dyn AuditSink>,
+    /// The stored trail (read side: pages, verification, stats).
+    pub audit_log: Arc<dyn crate::audit::AuditRepo>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -100,6 +102,30 @@ pub struct AuthService {
     require_verified_email: bool,
 }
 
+/// Decrypts a stored row into the domain user.
+pub(super) fn record_to_user(cipher: &FieldCipher, r: &UserRecord) -> Result<User, CoreError> {
+    Ok(User {
+        id: r.id,
+        username: r.username.clone(),
+        email: cipher.decrypt("email", &r.email_enc)?,
+        email_verified: r.email_verified,
+        full_name: r
+            .full_name_enc
+            .as_deref()
+            .map(|v| cipher.decrypt("full_name", v))
+            .transpose()?,
+        role: r
+            .role
+            .parse::<Role>()
+            .map_err(|()| CoreError::internal(format!("stored role `{}` is unknown", r.role)))?,
+        is_active: r.is_active,
+        mfa_enabled: r.mfa_enabled,
+        created_at: from_millis(r.created_at),
+        updated_at: from_millis(r.updated_at),
+        auth_version: r.auth_version,
+    })
+}
+
 pub(super) fn millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -154,25 +180,7 @@ impl AuthService {
 
     /// Decrypts a stored row into the domain user.
     pub fn to_user(&self, r: &UserRecord) -> Result<User, CoreError> {
-        Ok(User {
-            id: r.id,
-            username: r.username.clone(),
-            email: self.cipher.decrypt("email", &r.email_enc)?,
-            email_verified: r.email_verified,
-            full_name: r
-                .full_name_enc
-                .as_deref()
-                .map(|v| self.cipher.decrypt("full_name", v))
-                .transpose()?,
-            role: r.role.parse::<Role>().map_err(|()| {
-                CoreError::internal(format!("stored role `{}` is unknown", r.role))
-            })?,
-            is_active: r.is_active,
-            mfa_enabled: r.mfa_enabled,
-            created_at: from_millis(r.created_at),
-            updated_at: from_millis(r.updated_at),
-            auth_version: r.auth_version,
-        })
+        record_to_user(&self.cipher, r)
     }
 
     /// Validates and stores a new account with `role`. Duplicates fail with
@@ -231,7 +239,11 @@ impl AuthService {
             record,
         };
         match self.deps.users.create(&new).await {
-            Ok(()) => self.to_user(&new.record),
+            Ok(()) => {
+                // A new user changes the lists.
+                self.deps.cache.invalidate(new.record.id).await;
+                self.to_user(&new.record)
+            }
             Err(CoreError::Conflict) => Err(CoreError::RegistrationFailed),
             Err(e) => Err(e),
         }
@@ -651,6 +663,15 @@ impl AuthService {
                     "method": method,
                     "route": route,
                 })),
+        )
+        .await;
+    }
+
+    /// Records a rate-limit refusal.
+    pub async fn rate_limited(&self, scope: &str, path: &str, meta: &RequestMeta) {
+        self.audit(
+            AuditEvent::new(EventKind::RateLimited, Outcome::Failure, meta)
+                .details(json!({"scope": scope, "path": path})),
         )
         .await;
     }

@@ -7,7 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::auth::{AuthService, Principal, Registration, millis};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::auth::{AuthService, Principal, Registration, millis, record_to_user};
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password;
@@ -45,7 +48,7 @@ pub struct ListQuery {
     pub is_active: Option<bool>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum UserPage {
     Paged {
         users: Vec<User>,
@@ -248,7 +251,24 @@ impl AuthService {
         }
     }
 
+    /// A page of users, served from the list cache when a previous identical
+    /// request is still fresh (writes clear it).
     pub async fn list_users(
+        &self,
+        query: &ListQuery,
+        page: Option<(u64, u64)>,
+        keyset: Option<(Option<Uuid>, u64)>,
+    ) -> Result<std::sync::Arc<UserPage>, CoreError> {
+        let key = format!("{query:?}|{page:?}|{keyset:?}");
+        if let Some(hit) = self.deps.cache.get_list(&key).await {
+            return Ok(hit);
+        }
+        let result = std::sync::Arc::new(self.load_users(query, page, keyset).await?);
+        self.deps.cache.put_list(key, result.clone()).await;
+        Ok(result)
+    }
+
+    async fn load_users(
         &self,
         query: &ListQuery,
         page: Option<(u64, u64)>,
@@ -288,6 +308,33 @@ impl AuthService {
             page,
             per_page,
         })
+    }
+
+    /// Streams every matching user, decrypted, in id order (export).
+    pub async fn export_users(
+        &self,
+        principal: &Principal,
+        query: &ListQuery,
+        format: &str,
+        meta: &RequestMeta,
+    ) -> BoxStream<'static, Result<User, CoreError>> {
+        self.audit(
+            AuditEvent::new(EventKind::DataExported, Outcome::Success, meta)
+                .actor(principal.id())
+                .details(json!({
+                    "format": format,
+                    "q": query.q,
+                    "role": query.role.map(Role::as_str),
+                    "is_active": query.is_active,
+                })),
+        )
+        .await;
+        let cipher = self.cipher.clone();
+        self.deps
+            .users
+            .stream(&filter(query))
+            .map(move |row| row.and_then(|r| record_to_user(&cipher, &r)))
+            .boxed()
     }
 
     /// Creates an account with a chosen role; only admins create admins.

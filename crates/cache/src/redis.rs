@@ -1,0 +1,516 @@
+//! Redis adapters: the state several instances must share — rate-limit and
+//! lockout counters, the access-token denylist, and invalidation of the
+//! in-process user cache (pub/sub).
+//!
+//! When Redis does not answer (each call is bounded by [`CALL_TIMEOUT`]):
+//! - rate limits and lockout counters fall back to this instance's
+//!   in-process counters (still limiting, per instance), logged once per
+//!   outage;
+//! - the denylist fails closed: requests that need it get 503 rather than
+//!   accepting a possibly revoked token;
+//! - the user cache is bypassed (every read goes to the database) until the
+//!   invalidation channel is back, then cleared;
+//! - `/ready` reports `redis: unavailable`.
+//!
+//! Everything returns to normal by itself when Redis is back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use gatehouse_core::CoreError;
+use gatehouse_core::config::LockoutConfig;
+use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ratelimit::{Decision, Rate, RateLimiter};
+use gatehouse_core::service::UserPage;
+use gatehouse_core::user::User;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use uuid::Uuid;
+
+use crate::memory::{MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache};
+
+/// Upper bound of one Redis round trip before it counts as an outage.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A Redis connection shared by the adapters, with a key prefix.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    /// True while the last call failed (for logging transitions only).
+    degraded: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> CoreError {
+    CoreError::unavailable("redis", err.to_string())
+}
+
+impl RedisStore {
+    /// Connects (the first connection must succeed; later outages are
+    /// survived and reconnected in the background).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, CoreError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = tokio::time::timeout(
+            CALL_TIMEOUT * 4,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| unavailable("connection timed out"))?
+        .map_err(unavailable)?;
+        Ok(Self {
+            client,
+            conn,
+            prefix: Arc::from(prefix),
+            degraded: Arc::default(),
+        })
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, parts: &str) -> String {
+        format!("{}{parts}", self.prefix)
+    }
+
+    /// Runs one call with the timeout, tracking outage transitions.
+    async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, CoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let result = match tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("timed out")),
+        };
+        match &result {
+            Ok(_) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(what, "redis is back");
+                }
+            }
+            Err(e) => {
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::error!(what, error = %e, "redis unavailable");
+                }
+            }
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl HealthProbe for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), CoreError> {
+        self.call("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .map(drop)
+    }
+}
+
+/// The GCRA step of `gatehouse_core::ratelimit::gcra`, atomically in Redis.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local interval = math.max(math.floor(period / count), 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if allow_at > now then
+  return {0, 0, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000)
+return {1, math.floor((period - (new_tat - now)) / interval), new_tat - now, 0}
+";
+
+fn dur(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Shared GCRA counters; this instance's own while Redis is away.
+#[derive(Debug)]
+pub struct RedisRateLimiter {
+    store: RedisStore,
+    script: Script,
+    fallback: MemoryRateLimiter,
+}
+
+impl RedisRateLimiter {
+    pub fn new(store: RedisStore) -> Self {
+        Self {
+            store,
+            script: Script::new(GCRA),
+            fallback: MemoryRateLimiter::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, key: &str, rate: Rate, now: i64) -> Result<Decision, CoreError> {
+        let period = i64::try_from(rate.period.as_millis()).unwrap_or(i64::MAX);
+        let redis_key = self.store.key(key);
+        let script = &self.script;
+        let reply = self
+            .store
+            .call("rate limit", |mut c| async move {
+                script
+                    .key(redis_key)
+                    .arg(now)
+                    .arg(period)
+                    .arg(rate.count)
+                    .invoke_async::<(i64, i64, i64, i64)>(&mut c)
+                    .await
+            })
+            .await;
+        match reply {
+            Ok((allowed, remaining, reset, retry)) => Ok(Decision {
+                allowed: allowed == 1,
+                limit: rate.count,
+                remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
+                reset_after: dur(reset),
+                retry_after: (allowed != 1).then(|| dur(retry)),
+            }),
+            Err(_) => self.fallback.check(key, rate, now).await,
+        }
+    }
+}
+
+/// Revoked access tokens, shared; fails closed.
+#[derive(Debug)]
+pub struct RedisDenylist {
+    store: RedisStore,
+}
+
+impl RedisDenylist {
+    pub fn new(store: RedisStore) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl TokenDenylist for RedisDenylist {
+    async fn deny(&self, jti: &str, expires_at: i64) -> Result<(), CoreError> {
+        let key = self.store.key(&format!("deny:{jti}"));
+        self.store
+            .call("deny", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("EXAT")
+                    .arg(expires_at.max(1))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    async fn is_denied(&self, jti: &str) -> Result<bool, CoreError> {
+        let key = self.store.key(&format!("deny:{jti}"));
+        self.store
+            .call("denylist", |mut c| async move {
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(|n| n > 0)
+    }
+}
+
+/// The failure-counting rule of `MemoryLoginThrottle`, atomically in Redis.
+/// KEYS: counter hash, lock index (sorted set by lock end).
+const RECORD_FAILURE: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'count', 'first', 'until')
+local count = tonumber(h[1]) or 0
+local first = tonumber(h[2]) or now
+local lock_until = tonumber(h[3])
+if (now - first >= window) or (lock_until and lock_until <= now) then
+  count = 0
+  first = now
+  lock_until = nil
+end
+count = count + 1
+local locked = -1
+if count >= max and not lock_until then
+  lock_until = now + window
+  locked = window
+  redis.call('ZADD', KEYS[2], lock_until, KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'count', count, 'first', first)
+local expire_at = first + window
+if lock_until then
+  redis.call('HSET', KEYS[1], 'until', lock_until)
+  if lock_until > expire_at then expire_at = lock_until end
+else
+  redis.call('HDEL', KEYS[1], 'until')
+end
+redis.call('PEXPIREAT', KEYS[1], expire_at + 1000)
+return locked
+";
+
+/// Lockout counters, shared; this instance's own while Redis is away.
+#[derive(Debug)]
+pub struct RedisLoginThrottle {
+    store: RedisStore,
+    script: Script,
+    fallback: MemoryLoginThrottle,
+}
+
+impl RedisLoginThrottle {
+    pub fn new(store: RedisStore) -> Self {
+        Self {
+            store,
+            script: Script::new(RECORD_FAILURE),
+            fallback: MemoryLoginThrottle::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for RedisLoginThrottle {
+    async fn locked_for(&self, key: &str, now: i64) -> Result<Option<Duration>, CoreError> {
+        let redis_key = self.store.key(&format!("fail:{key}"));
+        let until = self
+            .store
+            .call("lockout", |mut c| async move {
+                redis::cmd("HGET")
+                    .arg(redis_key)
+                    .arg("until")
+                    .query_async::<Option<i64>>(&mut c)
+                    .await
+            })
+            .await;
+        match until {
+            Ok(until) => Ok(until.filter(|u| *u > now).map(|u| dur(u - now))),
+            Err(_) => self.fallback.locked_for(key, now).await,
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutConfig,
+    ) -> Result<Option<Duration>, CoreError> {
+        let window = i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX);
+        let keys = (
+            self.store.key(&format!("fail:{key}")),
+            self.store.key("locks"),
+        );
+        let script = &self.script;
+        let reply = self
+            .store
+            .call("lockout", |mut c| async move {
+                script
+                    .key(keys.0)
+                    .key(keys.1)
+                    .arg(now)
+                    .arg(window)
+                    .arg(policy.max_attempts)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        match reply {
+            Ok(locked) => Ok((locked >= 0).then(|| dur(locked))),
+            Err(_) => self.fallback.record_failure(key, now, policy).await,
+        }
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), CoreError> {
+        let redis_key = self.store.key(&format!("fail:{key}"));
+        let result = self
+            .store
+            .call("lockout", |mut c| async move {
+                redis::cmd("DEL")
+                    .arg(redis_key)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        self.fallback.reset(key).await?;
+        result.map(drop).or(Ok(()))
+    }
+
+    async fn locked_count(&self, now: i64) -> Result<u64, CoreError> {
+        let locks = self.store.key("locks");
+        let counted = self
+            .store
+            .call("lockout", |mut c| async move {
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&locks)
+                    .arg("-inf")
+                    .arg(now)
+                    .query_async::<i64>(&mut c)
+                    .await?;
+                redis::cmd("ZCARD")
+                    .arg(&locks)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        match counted {
+            Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            Err(_) => self.fallback.locked_count(now).await,
+        }
+    }
+}
+
+/// The in-process user cache, kept coherent across instances by an
+/// invalidation channel. User objects hold decrypted PII, so they are never
+/// written to Redis; only ids travel.
+#[derive(Debug)]
+pub struct RedisUserCache {
+    store: RedisStore,
+    local: Arc<MemoryUserCache>,
+    /// False while the channel is down: reads bypass the cache.
+    listening: Arc<AtomicBool>,
+    channel: String,
+}
+
+impl RedisUserCache {
+    /// Starts the listener task; it reconnects by itself.
+    pub fn new(store: RedisStore, local: MemoryUserCache) -> Self {
+        let cache = Self {
+            channel: store.key("user-invalidations"),
+            store,
+            local: Arc::new(local),
+            listening: Arc::default(),
+        };
+        tokio::spawn(listen(
+            cache.store.client.clone(),
+            cache.channel.clone(),
+            cache.local.clone(),
+            cache.listening.clone(),
+        ));
+        cache
+    }
+
+    /// True once invalidations from other instances are being received.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
+    }
+}
+
+async fn listen(
+    client: Client,
+    channel: String,
+    local: Arc<MemoryUserCache>,
+    listening: Arc<AtomicBool>,
+) {
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(CALL_TIMEOUT * 4, subscribed).await {
+            Ok(Ok(pubsub)) => {
+                // Whatever was missed while away is unknown: start empty.
+                local.clear();
+                listening.store(true, Ordering::SeqCst);
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    match msg.get_payload::<String>() {
+                        Ok(id) if id == "*" => local.clear(),
+                        Ok(id) => {
+                            if let Ok(id) = id.parse::<Uuid>() {
+                                local.invalidate_local(id);
+                            }
+                        }
+                        Err(_) => local.clear(),
+                    }
+                }
+                listening.store(false, Ordering::SeqCst);
+                tracing::error!("redis invalidation channel lost; user cache bypassed");
+            }
+            Ok(Err(e)) => {
+                listening.store(false, Ordering::SeqCst);
+                tracing::debug!(error = %e, "redis invalidation channel: reconnecting");
+            }
+            Err(_) => listening.store(false, Ordering::SeqCst),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[async_trait]
+impl UserCache for RedisUserCache {
+    async fn get(&self, id: Uuid) -> Option<Arc<User>> {
+        if !self.is_listening() {
+            return None;
+        }
+        self.local.get(id).await
+    }
+
+    async fn put(&self, user: Arc<User>) {
+        if self.is_listening() {
+            self.local.put(user).await;
+        }
+    }
+
+    async fn invalidate(&self, id: Uuid) {
+        self.local.invalidate_local(id);
+        let channel = self.channel.clone();
+        let published = self
+            .store
+            .call("cache invalidation", |mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(id.to_string())
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        if published.is_err() {
+            // Other instances cannot be told; their channel is down too, so
+            // they bypass their caches until it is back (then clear them).
+            tracing::warn!(user_id = %id, "cache invalidation not published");
+        }
+    }
+
+    async fn get_list(&self, key: &str) -> Option<Arc<UserPage>> {
+        if !self.is_listening() {
+            return None;
+        }
+        self.local.get_list(key).await
+    }
+
+    async fn put_list(&self, key: String, page: Arc<UserPage>) {
+        if self.is_listening() {
+            self.local.put_list(key, page).await;
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Two `gatehouse` processes on one PostgreSQL and one Redis behave as one
+//! service: a logout on A is refused on B, the login limit counts across
+//! both, and a role change through A applies on B.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails loudly"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const SECRET: &str = "cluster-secret-0123456789-abcdefghijkl";
+const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const PASSWORD: &str = "Clust3r-Passw0rd!";
+
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, database_url: &str, redis_url: &str, prefix: &str) -> Instance {
+    let key = format!("k1:{KEY_B64}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("DATABASE_URL", database_url),
+            ("REDIS_URL", redis_url),
+            ("REDIS_KEY_PREFIX", prefix),
+            ("JWT_SECRET_KEY", SECRET),
+            ("DATA_ENCRYPTION_KEYS", key.as_str()),
+            ("BLIND_INDEX_KEY", KEY_B64),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("ARGON2_MEMORY_COST", "64"),
+            ("ARGON2_TIME_COST", "1"),
+            ("ARGON2_PARALLELISM", "1"),
+            ("MAX_LOGIN_ATTEMPTS", "1000"),
+            // Each scenario below speaks as its own client address.
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("LOG_LEVEL", "warn,gatehouse::serve=info"),
+        ])
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "gatehouse listening"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("instance reported its address");
+    Instance {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+#[tokio::test]
+async fn two_instances_share_revocations_limits_and_roles() {
+    let (Ok(pg), Ok(redis)) = (
+        std::env::var("TEST_DATABASE_URL"),
+        std::env::var("TEST_REDIS_URL"),
+    ) else {
+        eprintln!("TEST_DATABASE_URL/TEST_REDIS_URL unset: multi-instance test not run");
+        return;
+    };
+    let schema = format!("cluster_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let database_url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
+    let prefix = format!("{schema}:");
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path(), &database_url, &redis, &prefix);
+    let b = start(dir.path(), &database_url, &redis, &prefix);
+    let http = reqwest::Client::new();
+    let as_client =
+        |ip: &'static str| move |req: reqwest::RequestBuilder| req.header("x-forwarded-for", ip);
+
+    // Accounts, made through A.
+    let client = as_client("198.51.100.1");
+    for name in ["alice", "boss"] {
+        let res = client(http.post(format!("{}/api/v1/auth/register", a.base)))
+            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    sqlx::query(&format!(
+        "UPDATE {schema}.users SET role = 'admin' WHERE username = 'boss'"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let login = async |base: &str, email: &str, ip: &'static str| {
+        as_client(ip)(http.post(format!("{base}/api/v1/auth/login")))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let me = async |base: &str, token: &str| {
+        http.get(format!("{base}/api/v1/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // 1. A logout on A is refused on B.
+    let res = login(&a.base, "alice@example.com", "198.51.100.2").await;
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me(&b.base, &token).await.status(), 200);
+    let out = http
+        .post(format!("{}/api/v1/auth/logout", a.base))
+        .bearer_auth(&token)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(
+        me(&b.base, &token).await.status(),
+        401,
+        "B still accepts a token logged out on A"
+    );
+    let refresh = http
+        .post(format!("{}/api/v1/auth/refresh", b.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 401);
+
+    // 2. The login limit (5/minute per client) counts across A and B.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        let res = as_client("203.0.113.9")(http.post(format!("{base}/api/v1/auth/login")))
+            .json(&json!({"email": format!("nobody{n}@example.com"), "password": "x"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+
+    // 3. A role change through A applies on B, whose cache held the user.
+    let alice = login(&b.base, "alice@example.com", "198.51.100.3").await;
+    let alice_token = alice.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_me: Value = me(&b.base, &alice_token).await.json().await.unwrap();
+    assert_eq!(alice_me["role"], "user");
+    let list = async |token: &str| {
+        http.get(format!("{}/api/v1/users", b.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(list(&alice_token).await, 403);
+    let boss = login(&a.base, "boss@example.com", "198.51.100.4").await;
+    let boss_token = boss.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patched = http
+        .patch(format!(
+            "{}/api/v1/users/{}",
+            a.base,
+            alice_me["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&boss_token)
+        .json(&json!({"role": "moderator"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    // Invalidation travels by pub/sub: allow it a few milliseconds.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = list(&alice_token).await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200, "B did not see the promotion made on A");
+
+    drop((a, b));
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,291 @@
+//! `AuditRepo` on both backends. Appends are serialised so the hash chain
+//! stays one line: on PostgreSQL by a transaction-scoped advisory lock (held
+//! across instances until commit), on SQLite by an in-process mutex plus a
+//! `BEGIN IMMEDIATE` transaction (SQLite has one writer at a time). The
+//! primary key on `seq` refuses any fork that slipped through.
+
+use async_trait::async_trait;
+use gatehouse_core::CoreError;
+use gatehouse_core::audit::{
+    Anchor, AuditDraft, AuditEntry, AuditQuery, AuditRepo, GENESIS_HASH, entry_hash,
+};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{Database, map_err};
+
+/// Advisory-lock key of audit appends and pruning ("GHAUDIT" as a number).
+const PG_AUDIT_LOCK: i64 = 0x0047_4841_5544_4954;
+static SQLITE_AUDIT_LOCK: Mutex<()> = Mutex::const_new(());
+const ANCHOR_KEY: &str = "audit_anchor";
+
+const COLUMNS: &str = "seq, id, at, event, outcome, actor_id, target_id, ip, user_agent, \
+                       request_id, details, prev_hash, hash";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: Uuid,
+    at: i64,
+    event: String,
+    outcome: String,
+    actor_id: Option<Uuid>,
+    target_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<Row> for AuditEntry {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.id,
+            seq: r.seq,
+            at: r.at,
+            event: r.event,
+            outcome: r.outcome,
+            actor_id: r.actor_id,
+            target_id: r.target_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+fn parse_anchor(value: &str) -> Option<Anchor> {
+    let (seq, hash) = value.split_once(':')?;
+    Some(Anchor {
+        seq: seq.parse().ok()?,
+        hash: hash.to_owned(),
+    })
+}
+
+const LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+const ANCHOR: &str = "SELECT value FROM gatehouse_meta WHERE key = $1";
+const INSERT: &str = "INSERT INTO audit_log (seq, id, at, event, outcome, actor_id, target_id, \
+                      ip, user_agent, request_id, details, prev_hash, hash) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const SET_ANCHOR: &str = "INSERT INTO gatehouse_meta (key, value) VALUES ($1, $2) \
+                          ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// The append itself, on a connection that already holds the write lock.
+macro_rules! append_locked {
+    ($conn:expr, $draft:expr) => {{
+        let last: Option<(i64, String)> = sqlx::query_as(LAST).fetch_optional(&mut *$conn).await?;
+        let (prev_seq, prev_hash) = match last {
+            Some(last) => last,
+            None => {
+                let anchor: Option<String> = sqlx::query_scalar(ANCHOR)
+                    .bind(ANCHOR_KEY)
+                    .fetch_optional(&mut *$conn)
+                    .await?;
+                anchor
+                    .as_deref()
+                    .and_then(parse_anchor)
+                    .map_or((0, GENESIS_HASH.to_owned()), |a| (a.seq, a.hash))
+            }
+        };
+        let seq = prev_seq + 1;
+        let hash = entry_hash(&prev_hash, seq, $draft);
+        sqlx::query(INSERT)
+            .bind(seq)
+            .bind($draft.id)
+            .bind($draft.at)
+            .bind(&$draft.event)
+            .bind(&$draft.outcome)
+            .bind($draft.actor_id)
+            .bind($draft.target_id)
+            .bind(&$draft.ip)
+            .bind(&$draft.user_agent)
+            .bind(&$draft.request_id)
+            .bind(&$draft.details)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .execute(&mut *$conn)
+            .await?;
+        Ok::<_, sqlx::Error>((seq, prev_hash, hash))
+    }};
+}
+
+/// Pruning on a connection that holds the write lock.
+macro_rules! prune_locked {
+    ($conn:expr, $cutoff:expr) => {{
+        let last_old: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_log WHERE at < $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind($cutoff)
+        .fetch_optional(&mut *$conn)
+        .await?;
+        match last_old {
+            None => Ok::<u64, sqlx::Error>(0),
+            Some((seq, hash)) => {
+                // Delete by sequence, so what remains is always a suffix of
+                // the chain, anchored at the last deleted entry.
+                let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+                    .bind(seq)
+                    .execute(&mut *$conn)
+                    .await?
+                    .rows_affected();
+                sqlx::query(SET_ANCHOR)
+                    .bind(ANCHOR_KEY)
+                    .bind(format!("{seq}:{hash}"))
+                    .execute(&mut *$conn)
+                    .await?;
+                Ok(deleted)
+            }
+        }
+    }};
+}
+
+impl Database {
+    /// Runs `f` with the audit write lock held, in one transaction.
+    async fn with_audit_lock<T, F>(&self, f: F) -> Result<T, sqlx::Error>
+    where
+        F: for<'c> FnOnce(
+            Locked<'c>,
+        ) -> futures_util::future::BoxFuture<'c, Result<T, sqlx::Error>>,
+    {
+        match self {
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_AUDIT_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let out = f(Locked::Postgres(&mut tx)).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            Database::Sqlite(pool) => {
+                let _guard = SQLITE_AUDIT_LOCK.lock().await;
+                let mut conn = pool.acquire().await?;
+                // IMMEDIATE takes the write lock now, not at the first write,
+                // so the read of the last entry cannot go stale.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                match f(Locked::Sqlite(&mut conn)).await {
+                    Ok(out) => {
+                        sqlx::query("COMMIT").execute(&mut *conn).await?;
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection holding the audit write lock.
+enum Locked<'c> {
+    Postgres(&'c mut sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(&'c mut sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+#[async_trait]
+impl AuditRepo for Database {
+    async fn append(&self, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
+        let draft_owned = draft.clone();
+        let (seq, prev_hash, hash) = self
+            .with_audit_lock(move |locked| {
+                Box::pin(async move {
+                    let d = &draft_owned;
+                    match locked {
+                        Locked::Postgres(tx) => {
+                            let conn = &mut **tx;
+                            append_locked!(conn, d)
+                        }
+                        Locked::Sqlite(c) => {
+                            let conn = &mut **c;
+                            append_locked!(conn, d)
+                        }
+                    }
+                })
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(AuditEntry {
+            id: draft.id,
+            seq,
+            at: draft.at,
+            event: draft.event.clone(),
+            outcome: draft.outcome.clone(),
+            actor_id: draft.actor_id,
+            target_id: draft.target_id,
+            ip: draft.ip.clone(),
+            user_agent: draft.user_agent.clone(),
+            request_id: draft.request_id.clone(),
+            details: draft.details.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn page(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE ($1 IS NULL OR event = $1) \
+             AND ($2 IS NULL OR actor_id = $2 OR target_id = $2) \
+             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR seq < $4) \
+             ORDER BY seq DESC LIMIT $5"
+        );
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(&q.event)
+            .bind(q.user_id)
+            .bind(q.since)
+            .bind(q.before_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map(|rows| rows.into_iter().map(AuditEntry::from).collect())
+        .map_err(map_err)
+    }
+
+    async fn chain_after(&self, after: i64, limit: u64) -> Result<Vec<AuditEntry>, CoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql).bind(after).bind(limit).fetch_all(pool).await)
+            .map(|rows| rows.into_iter().map(AuditEntry::from).collect())
+            .map_err(map_err)
+    }
+
+    async fn anchor(&self) -> Result<Option<Anchor>, CoreError> {
+        on_pool!(self, pool => sqlx::query_scalar::<_, String>(ANCHOR).bind(ANCHOR_KEY).fetch_optional(pool).await)
+            .map(|v| v.as_deref().and_then(parse_anchor))
+            .map_err(map_err)
+    }
+
+    async fn prune_before(&self, cutoff: i64) -> Result<u64, CoreError> {
+        self.with_audit_lock(move |locked| {
+            Box::pin(async move {
+                match locked {
+                    Locked::Postgres(tx) => {
+                        let conn = &mut **tx;
+                        prune_locked!(conn, cutoff)
+                    }
+                    Locked::Sqlite(c) => {
+                        let conn = &mut **c;
+                        prune_locked!(conn, cutoff)
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(map_err)
+    }
+
+    async fn count_since(&self, event: &str, since: i64) -> Result<u64, CoreError> {
+        let sql = "SELECT COUNT(*) FROM audit_log WHERE event = $1 AND at >= $2";
+        on_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(event).bind(since).fetch_one(pool).await)
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(map_err)
+    }
+}
