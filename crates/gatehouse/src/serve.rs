@@ -29,6 +29,9 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
     // Installed before the first request so every one is counted.
     let handle = metrics::install().map_err(|e| format!("metrics: {e}"))?;
     let state = AppState::new(config.clone(), crate::wiring::services(&config, &db).await?);
+    let pruning = config
+        .audit_retention_days
+        .map(|days| spawn_audit_pruning(state.clone(), days));
     let app = gatehouse_api::app(state);
 
     // Metrics stay off the public port: a scrape endpoint reveals traffic.
@@ -89,6 +92,9 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
     }
     upkeep.abort();
     metrics_server.abort();
+    if let Some(task) = pruning {
+        task.abort();
+    }
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
@@ -135,4 +141,20 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Prunes audit entries past `AUDIT_RETENTION_DAYS` at start and hourly.
+/// Pruning records the chain's new anchor, so verification still passes.
+fn spawn_audit_pruning(state: AppState, days: u32) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match state.auth().prune_audit(days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, retention_days = days, "audit entries pruned"),
+                Err(e) => tracing::warn!(error = %e, "audit pruning failed; will retry"),
+            }
+        }
+    })
 }

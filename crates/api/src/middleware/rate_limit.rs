@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::audit::RequestMeta;
@@ -103,8 +103,13 @@ async fn apply(state: AppState, policy: Policy, req: Request, next: Next) -> Res
             .and_then(|v| v.to_str().ok()),
         ctx.map(|c| c.request_id.to_string()),
     );
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    crate::metrics::record_rate_limited(route);
     state
-        .note_rate_limited(&key, policy.scope(), req.uri().path(), &meta)
+        .note_rate_limited(&key, policy.scope(), route, &meta)
         .await;
     let retry = decision.retry_after.map_or(1, secs_up);
     let mut res =
