@@ -265,6 +265,19 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidRefreshToken => {
                 Self::unauthorized("invalid_refresh_token", "Invalid or expired refresh token")
             }
+            CoreError::InvalidMfaCode => {
+                Self::unauthorized("invalid_mfa_code", "Invalid or expired two-factor code")
+            }
+            CoreError::MfaAlreadyEnabled => Self::new(
+                StatusCode::BAD_REQUEST,
+                "mfa_already_enabled",
+                "Two-factor authentication is already enabled",
+            ),
+            CoreError::MfaNotEnabled => Self::new(
+                StatusCode::BAD_REQUEST,
+                "mfa_not_enabled",
+                "Two-factor authentication is not set up",
+            ),
             CoreError::WrongPassword => Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_current_password",
@@ -277,6 +290,15 @@ impl From<CoreError> for ApiError {
             ),
             CoreError::Forbidden => Self::forbidden(),
             CoreError::NotFound => Self::not_found(),
+            CoreError::FileTooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The file exceeds the upload size limit",
+            ),
+            CoreError::UnsupportedFileType => Self::unsupported_media_type(
+                "Only .jpg, .jpeg, .png and .pdf files whose content matches their extension \
+                 are accepted",
+            ),
             CoreError::Unavailable { .. } => {
                 let p = Problem::for_status(StatusCode::SERVICE_UNAVAILABLE);
                 let mut api = Self::new(StatusCode::SERVICE_UNAVAILABLE, p.code, p.detail);

@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 use uuid::Uuid;
 
 use crate::error::FieldError;
-use crate::handlers::{admin, auth, docs, export, health, jwks, users};
+use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
 
 /// Media type of every error body (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -55,6 +55,14 @@ pub const REFRESH_COOKIE: &str = "refresh_cookie";
         auth::login,
         auth::refresh,
         auth::logout,
+        mfa::login,
+        mfa::setup,
+        mfa::enable,
+        mfa::disable,
+        api_keys::create,
+        api_keys::list,
+        api_keys::rotate,
+        api_keys::revoke,
         users::me,
         users::update_me,
         users::change_password,
@@ -66,6 +74,10 @@ pub const REFRESH_COOKIE: &str = "refresh_cookie";
         users::patch,
         users::delete,
         export::export,
+        files::upload,
+        files::list,
+        files::download,
+        files::delete,
         admin::stats,
         admin::config,
         admin::audit,
@@ -77,6 +89,8 @@ pub const REFRESH_COOKIE: &str = "refresh_cookie";
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "The caller's account and user administration"),
         (name = "admin", description = "Statistics, configuration and the audit trail"),
+        (name = "files", description = "The caller's uploaded files"),
+        (name = "api-keys", description = "The caller's API keys"),
         (name = "operations", description = "Health, readiness, verification keys and these docs"),
     )
 )]
@@ -181,6 +195,9 @@ problem_responses! {
     Conflict => ("The resource conflicts with an existing one (`conflict`)"),
     PayloadTooLarge => ("The body exceeds `MAX_BODY_BYTES` (`payload_too_large`)"),
     UnsupportedMediaType => ("The body's media type is not accepted (`unsupported_media_type`)"),
+    UploadTooLarge => ("The file exceeds `MAX_UPLOAD_BYTES` (`payload_too_large`)"),
+    UnsupportedFileType => ("Not multipart/form-data, or not a .jpg, .jpeg, .png or .pdf file \
+        whose content matches its extension (`unsupported_media_type`)"),
     ValidationFailed => ("The input is malformed or breaks a field rule (`validation_error`, \
         with `errors` naming each field)"),
     TooManyRequests => ("A rate limit or account lockout applies (`rate_limited`, \

@@ -3,6 +3,7 @@
 use std::any::Any;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,7 +15,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::handlers::{admin, auth, docs, export, health, jwks, users};
+use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
 use crate::middleware::{context, cors, host, problem, rate_limit, security_headers};
 use crate::state::AppState;
 
@@ -49,6 +50,19 @@ fn api_routes() -> Router<AppState> {
             post(auth::refresh).layer(from_fn(rate_limit::refresh)),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route(
+            "/api/v1/auth/login/mfa",
+            post(mfa::login).layer(from_fn(rate_limit::login)),
+        )
+        .route("/api/v1/auth/2fa/setup", post(mfa::setup))
+        .route("/api/v1/auth/2fa/enable", post(mfa::enable))
+        .route("/api/v1/auth/2fa/disable", post(mfa::disable))
+        .route(
+            "/api/v1/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
+        .route("/api/v1/api-keys/{id}", delete(api_keys::revoke))
         .route("/api/v1/users", get(users::list).post(users::create))
         .route("/api/v1/users/export", get(export::export))
         .route("/api/v1/users/me", get(users::me).put(users::update_me))
@@ -65,10 +79,35 @@ fn api_routes() -> Router<AppState> {
             "/api/v1/users/{id}",
             get(users::get).patch(users::patch).delete(users::delete),
         )
+        .route("/api/v1/files", get(files::list))
+        .route(
+            "/api/v1/files/{id}",
+            get(files::download).delete(files::delete),
+        )
         .route("/api/v1/admin/stats", get(admin::stats))
         .route("/api/v1/admin/config", get(admin::config))
         .route("/api/v1/admin/audit", get(admin::audit))
         .route("/api/v1/admin/audit/verify", get(admin::verify))
+}
+
+/// Room for the multipart framing around an upload's file: boundaries and
+/// part headers. The file itself is capped at exactly `MAX_UPLOAD_BYTES`.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// `POST /api/v1/files`: the one route whose body is not JSON. It is merged
+/// in by [`build`] *after* the JSON body limit, which would otherwise refuse
+/// every upload past `MAX_BODY_BYTES`; it gets its own limit instead.
+fn upload_routes(max_upload_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/files", post(files::upload))
+        // Bodies past the upload limit (plus framing) get 413, from
+        // Content-Length up front or while a chunked body is read...
+        .layer(RequestBodyLimitLayer::new(
+            max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+        ))
+        // ...so axum's own 2 MB default for `Multipart` steps aside.
+        .layer(DefaultBodyLimit::disable())
+        .layer(from_fn(rate_limit::global))
 }
 
 /// Docs group: the OpenAPI document and the interactive page with its
@@ -94,6 +133,8 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
         // JSON bodies: refused with 413 from Content-Length up front, or once
         // a chunked body passes the limit while being read.
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        // Uploads: their own limit, so merged after the JSON one.
+        .merge(upload_routes(config.max_upload_bytes))
         // The state, for route-level middleware built without it.
         .layer(axum::Extension(state.clone()))
         .fallback(not_found)

@@ -7,7 +7,7 @@ use gatehouse_core::clock::Clock;
 use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
-use gatehouse_core::service::AuthService;
+use gatehouse_core::service::{AuthService, FileService};
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
@@ -21,6 +21,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     probes: Vec<Arc<dyn HealthProbe>>,
     auth: Arc<AuthService>,
+    files: Arc<FileService>,
     limiter: Arc<dyn RateLimiter>,
     /// Rate-limit keys already reported in the current window: a flood is
     /// one security event, not one audit row per refused request.
@@ -33,6 +34,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub probes: Vec<Arc<dyn HealthProbe>>,
     pub auth: Arc<AuthService>,
+    pub files: Arc<FileService>,
     pub limiter: Arc<dyn RateLimiter>,
 }
 
@@ -44,6 +46,7 @@ impl AppState {
                 clock: services.clock,
                 probes: services.probes,
                 auth: services.auth,
+                files: services.files,
                 limiter: services.limiter,
                 reported: moka::sync::Cache::builder()
                     .max_capacity(100_000)
@@ -68,6 +71,10 @@ impl AppState {
 
     pub fn auth(&self) -> &AuthService {
         &self.inner.auth
+    }
+
+    pub fn files(&self) -> &FileService {
+        &self.inner.files
     }
 
     pub fn limiter(&self) -> &dyn RateLimiter {

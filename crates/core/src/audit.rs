@@ -33,6 +33,15 @@ pub enum EventKind {
     SessionRevoked,
     DataExported,
     RateLimited,
+    FileUploaded,
+    FileDeleted,
+    MfaFailed,
+    MfaEnabled,
+    MfaDisabled,
+    ApiKeyCreated,
+    ApiKeyRotated,
+    ApiKeyRevoked,
+    ApiKeyUsed,
 }
 
 impl EventKind {
@@ -55,6 +64,15 @@ impl EventKind {
             EventKind::SessionRevoked => "session_revoked",
             EventKind::DataExported => "data_exported",
             EventKind::RateLimited => "rate_limited",
+            EventKind::FileUploaded => "file_uploaded",
+            EventKind::FileDeleted => "file_deleted",
+            EventKind::MfaFailed => "mfa_failed",
+            EventKind::MfaEnabled => "mfa_enabled",
+            EventKind::MfaDisabled => "mfa_disabled",
+            EventKind::ApiKeyCreated => "api_key_created",
+            EventKind::ApiKeyRotated => "api_key_rotated",
+            EventKind::ApiKeyRevoked => "api_key_revoked",
+            EventKind::ApiKeyUsed => "api_key_used",
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum CoreError {
     /// Unknown, expired, revoked or reused refresh token.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// Wrong, replayed or expired second factor, or expired `mfa_token`.
+    #[error("invalid mfa code")]
+    InvalidMfaCode,
+    #[error("mfa already enabled")]
+    MfaAlreadyEnabled,
+    #[error("mfa not enabled")]
+    MfaNotEnabled,
     /// The current password given to change it was wrong.
     #[error("wrong current password")]
     WrongPassword,
@@ -44,6 +51,13 @@ pub enum CoreError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// An upload went past `MAX_UPLOAD_BYTES`.
+    #[error("file too large")]
+    FileTooLarge,
+    /// An upload's extension is not accepted, or its content is not what
+    /// the extension says.
+    #[error("unsupported file type")]
+    UnsupportedFileType,
     /// A dependency (database, cache) did not answer.
     #[error("{dependency} is unavailable")]
     Unavailable {

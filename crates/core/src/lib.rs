@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod file;
 pub mod network;
 pub mod ports;
 pub mod ratelimit;

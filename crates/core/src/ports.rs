@@ -236,3 +236,123 @@ pub trait UserCache: Send + Sync + Debug {
     async fn get_list(&self, key: &str) -> Option<Arc<crate::service::UserPage>>;
     async fn put_list(&self, key: String, page: Arc<crate::service::UserPage>);
 }
+
+/// A user's second-factor state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MfaState {
+    pub secret_enc: Option<String>,
+    pub pending_enc: Option<String>,
+    pub last_step: Option<i64>,
+}
+
+#[async_trait]
+pub trait MfaRepo: Send + Sync + Debug {
+    async fn mfa_state(&self, user_id: Uuid) -> Result<Option<MfaState>, CoreError>;
+    /// Stores the secret offered by setup (not yet active).
+    async fn set_pending(&self, user_id: Uuid, pending_enc: &str) -> Result<(), CoreError>;
+    /// Activates the pending secret at `step` and replaces the backup codes,
+    /// in one transaction.
+    async fn enable(
+        &self,
+        user_id: Uuid,
+        secret_enc: &str,
+        step: i64,
+        code_hashes: &[String],
+        now: i64,
+    ) -> Result<(), CoreError>;
+    /// Turns 2FA off and deletes secret and backup codes.
+    async fn disable(&self, user_id: Uuid, now: i64) -> Result<(), CoreError>;
+    /// Records `step` as used; false when it (or a later one) already was,
+    /// so each code is accepted at most once, even concurrently.
+    async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, CoreError>;
+    /// Spends a backup code; false when unknown or already used.
+    async fn use_backup_code(&self, user_id: Uuid, hash: &str, now: i64)
+    -> Result<bool, CoreError>;
+}
+
+/// An API key as stored (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    /// Space-separated permission names.
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait ApiKeyRepo: Send + Sync + Debug {
+    async fn create_key(&self, key: &ApiKeyRecord) -> Result<(), CoreError>;
+    async fn keys_of(&self, user_id: Uuid) -> Result<Vec<ApiKeyRecord>, CoreError>;
+    async fn key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, CoreError>;
+    /// Replaces prefix and hash of a live key of `user_id`; false if none.
+    async fn rotate_key(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        prefix: &str,
+        key_hash: &str,
+    ) -> Result<bool, CoreError>;
+    async fn revoke_key(&self, id: Uuid, user_id: Uuid, now: i64) -> Result<bool, CoreError>;
+    async fn touch_key(&self, id: Uuid, now: i64) -> Result<(), CoreError>;
+}
+
+/// A stored file's metadata; its content lives in the [`BlobStore`] under
+/// `storage_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    /// The client's name, sanitised: metadata only, never part of a path.
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// The content's name in the blob store, chosen by the store.
+    pub storage_key: String,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait FileRepo: Send + Sync + Debug {
+    async fn insert_file(&self, file: &FileRecord) -> Result<(), CoreError>;
+    async fn file_by_id(&self, id: Uuid) -> Result<Option<FileRecord>, CoreError>;
+    /// The owner's files, newest first.
+    async fn files_of_owner(&self, owner: Uuid) -> Result<Vec<FileRecord>, CoreError>;
+    /// True when the row existed.
+    async fn delete_file(&self, id: Uuid) -> Result<bool, CoreError>;
+    /// The storage keys of every file of `owner` (read before the owner is
+    /// deleted: the rows go by cascade, the contents must be removed too).
+    async fn storage_keys_of_owner(&self, owner: Uuid) -> Result<Vec<String>, CoreError>;
+}
+
+/// File contents, a stream of chunks.
+pub type BlobStream = BoxStream<'static, Result<bytes::Bytes, CoreError>>;
+
+/// Where file contents live. Keys are chosen by the store itself, never
+/// derived from client input.
+#[async_trait]
+pub trait BlobStore: Send + Sync + Debug {
+    /// Starts a new blob, invisible under its key until committed.
+    async fn begin(&self) -> Result<Box<dyn BlobWriter>, CoreError>;
+    /// The blob's content; [`CoreError::NotFound`] when it is missing.
+    async fn open(&self, key: &str) -> Result<BlobStream, CoreError>;
+    /// Deletes a blob; one already gone is not an error.
+    async fn remove(&self, key: &str) -> Result<(), CoreError>;
+}
+
+/// A blob being written. Aborted or dropped before [`BlobWriter::commit`]
+/// (a failed or cancelled upload), it leaves nothing behind.
+#[async_trait]
+pub trait BlobWriter: Send + Debug {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), CoreError>;
+    /// Makes the blob complete and durable under its key, and returns it.
+    async fn commit(self: Box<Self>) -> Result<String, CoreError>;
+    /// Discards what was written.
+    async fn abort(self: Box<Self>);
+}

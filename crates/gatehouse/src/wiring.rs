@@ -16,8 +16,8 @@ use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
 use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::RateLimiter;
-use gatehouse_core::service::{AuthDeps, AuthService};
-use gatehouse_store::Database;
+use gatehouse_core::service::{AuthDeps, AuthService, FileDeps, FileService};
+use gatehouse_store::{Database, DiskBlobStore};
 use secrecy::ExposeSecret;
 
 use crate::cli::error_chain;
@@ -62,20 +62,35 @@ pub async fn services(config: &Config, db: &Database) -> Result<Services, String
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db = Arc::new(db.clone());
     let shared = shared(config).await?;
+    // Every security event is counted for metrics, then stored.
+    let audit = Arc::new(CountingAuditSink::new(Arc::new(StoredAuditSink::new(
+        db.clone(),
+        clock.clone(),
+    ))));
+    let blobs = Arc::new(DiskBlobStore::new(&config.upload_dir));
     let deps = AuthDeps {
         users: db.clone(),
         sessions: db.clone(),
         denylist: shared.denylist,
         throttle: shared.throttle,
         cache: shared.cache,
-        // Every security event is counted for metrics, then stored.
-        audit: Arc::new(CountingAuditSink::new(Arc::new(StoredAuditSink::new(
-            db.clone(),
-            clock.clone(),
-        )))),
+        audit: audit.clone(),
         audit_log: db.clone(),
+        mfa: db.clone(),
+        api_keys: db.clone(),
+        files: db.clone(),
+        blobs: blobs.clone(),
         clock: clock.clone(),
     };
+    let files = FileService::new(
+        config,
+        FileDeps {
+            files: db.clone(),
+            blobs,
+            audit,
+            clock: clock.clone(),
+        },
+    );
     let auth = AuthService::new(config, deps).map_err(|e| error_chain(&e))?;
     let mut probes: Vec<Arc<dyn HealthProbe>> = vec![db];
     probes.extend(shared.probe);
@@ -83,6 +98,7 @@ pub async fn services(config: &Config, db: &Database) -> Result<Services, String
         clock,
         probes,
         auth: Arc::new(auth),
+        files: Arc::new(files),
         limiter: shared.limiter,
     })
 }

@@ -1,5 +1,6 @@
 //! Storage adapters: sqlx pools for SQLite (the default) and PostgreSQL, their
-//! embedded migrations, and the domain ports implemented on top of them.
+//! embedded migrations, the domain ports implemented on top of them, and
+//! file contents on the local disk.
 //!
 //! Queries are written once in the dialect both backends accept (`$n`
 //! parameters, `RETURNING`, integer timestamps) and compiled for each pool by
@@ -16,10 +17,14 @@ macro_rules! on_pool {
 }
 
 mod audit;
+mod blobs;
 mod database;
+mod files;
+mod mfa;
 mod sessions;
 mod users;
 
+pub use blobs::DiskBlobStore;
 pub use database::{Database, PoolSettings, StoreError};
 
 use gatehouse_core::CoreError;

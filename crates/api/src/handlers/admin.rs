@@ -117,7 +117,7 @@ mod schema {
     get,
     path = "/api/v1/admin/stats",
     tag = "admin",
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Counts of users, sessions, logins and locks", body = schema::AdminStats),
         (status = 403, response = crate::openapi::Forbidden),
@@ -135,7 +135,7 @@ pub async fn stats(
     get,
     path = "/api/v1/admin/config",
     tag = "admin",
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every setting by variable name; secrets redacted", body = schema::Object),
         (status = 403, response = crate::openapi::Forbidden),
@@ -218,7 +218,7 @@ const MAX_AUDIT_LIMIT: u64 = 200;
         ("user_id" = Option<Uuid>, Query, description = "Entries whose actor or target is this user"),
         ("since" = Option<String>, Query, format = DateTime, description = "Entries at or after this time"),
     ),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Entries, newest first", body = schema::AuditPage),
         (status = 403, response = crate::openapi::Forbidden),
@@ -297,7 +297,7 @@ pub async fn audit(
     get,
     path = "/api/v1/admin/audit/verify",
     tag = "admin",
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Whether the chain is intact, and its first broken link", body = schema::Verification),
         (status = 403, response = crate::openapi::Forbidden),

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::service::{LoginId, Registration, TokenPair};
+use gatehouse_core::service::{LoginId, LoginOutcome, Registration, TokenPair};
 use gatehouse_core::user::User;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
@@ -187,7 +187,7 @@ impl FromRequest<AppState> for LoginBody {
 
 /// Tokens issued by login and refresh (RFC 6749 §5.1).
 #[derive(Debug, Serialize, ToSchema)]
-struct TokenResponse {
+pub struct TokenResponse {
     /// A JWT, sent as `Authorization: Bearer …`.
     access_token: String,
     #[schema(value_type = String, example = "bearer")]
@@ -241,8 +241,8 @@ fn clearing_cookie(state: &AppState, err: ApiError) -> Response {
         (FormLogin = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse,
-            headers(("Set-Cookie" = String, description = "The `refresh_token` cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth)"))),
+        (status = 200, description = "Logged in (tokens, refresh cookie), or the second factor is required (`mfa_required`)", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "The `refresh_token` cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth), when tokens are issued"))),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
     ),
@@ -252,8 +252,46 @@ pub async fn login(
     Meta(meta): Meta,
     body: LoginBody,
 ) -> Result<Response, ApiError> {
-    let (pair, _user) = state.auth().login(body.id, &body.password, &meta).await?;
-    Ok(token_response(&state, pair, false))
+    let outcome = state.auth().login(body.id, &body.password, &meta).await?;
+    Ok(login_response(&state, outcome))
+}
+
+/// Step one of a 2FA login: no tokens yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaRequired {
+    mfa_required: bool,
+    /// Presented with the code to `/api/v1/auth/login/mfa`.
+    mfa_token: String,
+    expires_in: u64,
+}
+
+/// Either tokens, or the second step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "schema only: bodies are built by login_response")]
+pub enum LoginResponse {
+    Tokens(TokenResponse),
+    Mfa(MfaRequired),
+}
+
+/// The response to a correct password (or a correct second factor).
+pub fn login_response(state: &AppState, outcome: LoginOutcome) -> Response {
+    match outcome {
+        LoginOutcome::Tokens(pair, _) => token_response(state, pair, false),
+        LoginOutcome::MfaRequired {
+            mfa_token,
+            expires_in,
+        } => (
+            StatusCode::OK,
+            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Json(MfaRequired {
+                mfa_required: true,
+                mfa_token,
+                expires_in,
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// For clients that cannot keep the cookie.

@@ -83,7 +83,7 @@ fn csv_row(u: &User) -> String {
         ("role" = Option<String>, Query, description = "Only this role"),
         ("is_active" = Option<bool>, Query, description = "Only active or inactive users"),
     ),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "One user per line (NDJSON) or per row (CSV; formula cells neutralised)",
             content(

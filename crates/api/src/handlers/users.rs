@@ -38,7 +38,7 @@ where
     get,
     path = "/api/v1/users/me",
     tag = "users",
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The caller", body = UserSchema),
         (status = 403, response = Forbidden),
@@ -67,7 +67,7 @@ pub struct UpdateMe {
     path = "/api/v1/users/me",
     tag = "users",
     request_body = UpdateMe,
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The updated caller", body = UserSchema),
         (status = 400, response = BadRequest),
@@ -104,7 +104,7 @@ pub struct ChangePassword {
     path = "/api/v1/users/me/change-password",
     tag = "users",
     request_body = ChangePassword,
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Changed; sign in again", body = Message),
         (status = 400, response = BadRequest),
@@ -161,7 +161,7 @@ fn at(ms: i64) -> time::OffsetDateTime {
     get,
     path = "/api/v1/users/me/sessions",
     tag = "users",
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Active logins", body = SessionList),
         (status = 403, response = Forbidden),
@@ -200,7 +200,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     path = "/api/v1/users/me/sessions/{id}",
     tag = "users",
     params(("id" = Uuid, Path, description = "Session id")),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, response = Forbidden),
@@ -267,7 +267,7 @@ fn number(raw: Option<&str>, field: &str, default: u64, errors: &mut Vec<FieldEr
         ("role" = Option<RoleSchema>, Query, description = "Only this role"),
         ("is_active" = Option<bool>, Query, description = "Only active (or inactive) users"),
     ),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "A page of users", body = UserListSchema),
         (status = 403, response = Forbidden),
@@ -367,7 +367,7 @@ pub async fn list(
     operation_id = "get_user",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The user", body = UserSchema),
         (status = 403, response = Forbidden),
@@ -407,7 +407,7 @@ pub struct CreateUser {
     operation_id = "create_user",
     tag = "users",
     request_body = CreateUser,
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "The new user", body = UserSchema),
         (status = 400, response = BadRequest),
@@ -457,7 +457,7 @@ pub struct PatchUser {
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     request_body = PatchUser,
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserSchema),
         (status = 403, response = Forbidden),
@@ -491,7 +491,7 @@ pub async fn patch(
     operation_id = "delete_user",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
-    security(("bearer" = []), ("oauth2" = [])),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, response = BadRequest),

@@ -16,8 +16,8 @@ use gatehouse_cache::memory::{
 use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
-use gatehouse_core::service::{AuthDeps, AuthService};
-use gatehouse_store::Database;
+use gatehouse_core::service::{AuthDeps, AuthService, FileDeps, FileService};
+use gatehouse_store::{Database, DiskBlobStore};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -149,6 +149,9 @@ pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
     pub clock: Arc<TestClock>,
+    /// `UPLOAD_DIR`: private to this app, created by the first upload.
+    pub upload_dir: std::path::PathBuf,
+    _upload_root: tempfile::TempDir,
 }
 
 /// A clock tests move by hand (token expiry, lockout windows).
@@ -186,25 +189,46 @@ impl TestApp {
         Self::on(db, config(overrides), extra)
     }
 
-    pub fn on(db: TestDb, config: Config, extra: Router<AppState>) -> Self {
+    pub fn on(db: TestDb, mut config: Config, extra: Router<AppState>) -> Self {
         logs::install();
         let clock = TestClock::new();
         let store = Arc::new(db.db.clone());
+        let upload_root = tempfile::tempdir().unwrap();
+        if config.upload_dir == config.data_dir.join("uploads") {
+            config.upload_dir = upload_root.path().join("uploads");
+        }
+        let upload_dir = config.upload_dir.clone();
+        let blobs = Arc::new(DiskBlobStore::new(&upload_dir));
+        let audit = Arc::new(StoredAuditSink::new(store.clone(), clock.clone()));
         let deps = AuthDeps {
             users: store.clone(),
             sessions: store.clone(),
             denylist: Arc::new(MemoryDenylist::default()),
             throttle: Arc::new(MemoryLoginThrottle::default()),
             cache: Arc::new(MemoryUserCache::default()),
-            audit: Arc::new(StoredAuditSink::new(store.clone(), clock.clone())),
+            audit: audit.clone(),
             audit_log: store.clone(),
+            mfa: store.clone(),
+            api_keys: store.clone(),
+            files: store.clone(),
+            blobs: blobs.clone(),
             clock: clock.clone(),
         };
         let auth = Arc::new(AuthService::new(&config, deps).unwrap());
+        let files = Arc::new(FileService::new(
+            &config,
+            FileDeps {
+                files: store.clone(),
+                blobs,
+                audit,
+                clock: clock.clone(),
+            },
+        ));
         let services = Services {
             clock: clock.clone(),
             probes: vec![store],
             auth,
+            files,
             limiter: Arc::new(MemoryRateLimiter::default()),
         };
         let state = AppState::new(Arc::new(config), services);
@@ -214,6 +238,8 @@ impl TestApp {
             state,
             db,
             clock,
+            upload_dir,
+            _upload_root: upload_root,
         }
     }
 

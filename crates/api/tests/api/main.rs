@@ -10,11 +10,14 @@
 mod harness;
 
 mod admin;
+mod api_keys;
 mod auth;
 mod conventions;
 mod cors;
+mod files;
 mod headers;
 mod lifecycle;
+mod mfa;
 mod observability;
 mod ratelimit;
 mod rbac;

@@ -35,6 +35,11 @@ pub struct AuthDeps {
     pub audit: Arc<dyn AuditSink>,
     /// The stored trail (read side: pages, verification, stats).
     pub audit_log: Arc<dyn crate::audit::AuditRepo>,
+    pub mfa: Arc<dyn crate::ports::MfaRepo>,
+    pub api_keys: Arc<dyn crate::ports::ApiKeyRepo>,
+    /// Files and their contents, removed with their owner.
+    pub files: Arc<dyn crate::ports::FileRepo>,
+    pub blobs: Arc<dyn crate::ports::BlobStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -55,6 +60,20 @@ pub enum LoginId {
     EmailOrUsername(String),
 }
 
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Tokens(TokenPair, User),
+    /// 2FA is on: the second step (`/login/mfa`) needs this token.
+    MfaRequired {
+        mfa_token: String,
+        expires_in: u64,
+    },
+}
+
+/// Lifetime of the token between the two login steps.
+pub(super) const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
+
 /// Tokens handed to a client after login or refresh.
 #[derive(Debug)]
 pub struct TokenPair {
@@ -72,6 +91,9 @@ pub struct Principal {
     /// Access token expiry (Unix seconds).
     pub expires_at: i64,
     pub session_id: Option<Uuid>,
+    /// Set when authenticated by an API key: the key and its scopes, which
+    /// narrow the role's permissions.
+    pub api_key: Option<(Uuid, Arc<[Permission]>)>,
 }
 
 impl Principal {
@@ -79,12 +101,27 @@ impl Principal {
         self.user.id
     }
 
-    /// Permissions come from the user's current role, not the token's.
+    /// Permissions come from the user's current role, not the token's, and
+    /// an API key's scopes narrow them further.
     pub fn require(&self, permission: Permission) -> Result<(), CoreError> {
-        if self.user.role.has(permission) {
+        let scoped = self
+            .api_key
+            .as_ref()
+            .is_none_or(|(_, scopes)| scopes.contains(&permission));
+        if self.user.role.has(permission) && scoped {
             Ok(())
         } else {
             Err(CoreError::Forbidden)
+        }
+    }
+
+    /// Account-management actions (keys, 2FA) need a person's login, not
+    /// an API key.
+    pub fn require_login(&self) -> Result<(), CoreError> {
+        if self.api_key.is_some() {
+            Err(CoreError::Forbidden)
+        } else {
+            Ok(())
         }
     }
 }
@@ -93,12 +130,12 @@ impl Principal {
 pub struct AuthService {
     pub(super) deps: AuthDeps,
     pub(super) hasher: PasswordHasher,
-    keys: TokenKeys,
+    pub(super) keys: TokenKeys,
     pub(super) cipher: FieldCipher,
     pub(super) blind: BlindIndex,
-    access_ttl: Duration,
+    pub(super) access_ttl: Duration,
     refresh_ttl: Duration,
-    lockout: LockoutConfig,
+    pub(super) lockout: LockoutConfig,
     require_verified_email: bool,
 }
 
@@ -330,7 +367,7 @@ impl AuthService {
         id: LoginId,
         password: &SecretString,
         meta: &RequestMeta,
-    ) -> Result<(TokenPair, User), CoreError> {
+    ) -> Result<LoginOutcome, CoreError> {
         let now = self.now();
         let (record, throttle_key, who) = self.resolve_login(&id).await?;
         if let Some(retry_after) = self
@@ -409,6 +446,21 @@ impl AuthService {
         }
 
         let user = self.to_user(&record)?;
+        if user.mfa_enabled {
+            let issued = self.keys.issue(
+                TokenType::Mfa,
+                user.id,
+                user.role,
+                user.auth_version,
+                None,
+                MFA_TOKEN_TTL,
+                now,
+            )?;
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token: issued.token,
+                expires_in: MFA_TOKEN_TTL.as_secs(),
+            });
+        }
         let pair = self.start_session(&user, meta, now).await?;
         self.audit(
             AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
@@ -417,10 +469,10 @@ impl AuthService {
                 .details(json!({"account": who})),
         )
         .await;
-        Ok((pair, user))
+        Ok(LoginOutcome::Tokens(pair, user))
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         user: &User,
         meta: &RequestMeta,
@@ -642,6 +694,7 @@ impl AuthService {
             jti: claims.jti,
             expires_at: claims.exp,
             session_id,
+            api_key: None,
         })
     }
 

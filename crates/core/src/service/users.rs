@@ -430,9 +430,13 @@ impl AuthService {
         if target.role == Role::Admin && principal.user.role != Role::Admin {
             return Err(CoreError::Forbidden);
         }
+        // File rows go with the user (ON DELETE CASCADE); their contents are
+        // listed first and removed once the user is gone.
+        let blobs = self.deps.files.storage_keys_of_owner(id).await?;
         if !self.deps.users.delete(id).await? {
             return Err(CoreError::NotFound);
         }
+        super::files::remove_blobs(self.deps.blobs.as_ref(), &blobs).await;
         self.deps.cache.invalidate(id).await;
         self.audit(
             AuditEvent::new(EventKind::UserDeleted, Outcome::Success, meta)
