@@ -265,6 +265,13 @@ pub trait MfaRepo: Send + Sync + Debug {
     /// Records `step` as used; false when it (or a later one) already was,
     /// so each code is accepted at most once, even concurrently.
     async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, CoreError>;
+    /// Rewrites the encrypted TOTP secrets (key rotation).
+    async fn set_totp_encrypted(
+        &self,
+        user_id: Uuid,
+        secret_enc: Option<&str>,
+        pending_enc: Option<&str>,
+    ) -> Result<(), CoreError>;
     /// Spends a backup code; false when unknown or already used.
     async fn use_backup_code(&self, user_id: Uuid, hash: &str, now: i64)
     -> Result<bool, CoreError>;

@@ -87,6 +87,17 @@ impl MfaRepo for Database {
             .map_err(map_err)
     }
 
+    async fn set_totp_encrypted(
+        &self,
+        user_id: Uuid,
+        secret_enc: Option<&str>,
+        pending_enc: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let sql = "UPDATE users SET totp_secret_enc = $1, totp_pending_enc = $2 WHERE id = $3";
+        on_pool!(self, pool => sqlx::query(sql).bind(secret_enc).bind(pending_enc).bind(user_id).execute(pool).await.map(drop))
+            .map_err(map_err)
+    }
+
     async fn use_backup_code(
         &self,
         user_id: Uuid,

@@ -302,6 +302,7 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
                 StatusCode::CREATED
             );
         }
+        let (_, totp_secret, _) = crate::mfa::enrolled(&old, "rot_mfa").await;
         let both = format!("k2:{NEW_KEY},k1:{TEST_KEY_B64}");
         let rotated = TestApp::on(
             old.db.share(),
@@ -311,7 +312,12 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
         // An interrupted run (one batch of 3) leaves a mix; running again
         // finishes the job without touching rotated rows.
         let first = rotated.state.auth().rotate_keys(3, |_| {}).await.unwrap();
-        assert_eq!(first.reencrypted, 7, "{backend:?}");
+        assert_eq!(first.reencrypted, 8, "{backend:?}");
+        assert_eq!(
+            old.count("SELECT COUNT(*) FROM users WHERE totp_secret_enc LIKE 'k2:%'")
+                .await,
+            1
+        );
         assert_eq!(
             old.count("SELECT COUNT(*) FROM users WHERE email_enc LIKE 'k1:%'")
                 .await,
@@ -323,7 +329,7 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
             7
         );
         let again = rotated.state.auth().rotate_keys(3, |_| {}).await.unwrap();
-        assert_eq!((again.scanned, again.reencrypted), (7, 0));
+        assert_eq!((again.scanned, again.reencrypted), (8, 0));
 
         // The old key can now go.
         let only_new = TestApp::on(
@@ -337,5 +343,19 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
             .await
             .json();
         assert_eq!(me["full_name"], "Rotated Person 3");
+        // The rotated TOTP secret still produces the codes the user's app shows.
+        let step_one = only_new
+            .login_raw("rot_mfa@example.com", PASSWORD)
+            .await
+            .json();
+        only_new.clock.advance(Duration::from_secs(60));
+        let body = json!({
+            "mfa_token": step_one["mfa_token"],
+            "code": crate::mfa::code(&only_new, &totp_secret),
+        });
+        let res = only_new
+            .post_json("/api/v1/auth/login/mfa", &body.to_string())
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{backend:?}");
     }
 }

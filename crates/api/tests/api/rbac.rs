@@ -40,9 +40,16 @@ enum Route {
     Create,
     Patch,
     Delete,
+    Export,
+    AdminStats,
+    AdminConfig,
+    AdminAudit,
+    AuditVerify,
+    ListKeys,
+    MfaSetup,
 }
 
-const ROUTES: [(Route, &str); 10] = [
+const ROUTES: [(Route, &str); 17] = [
     (Route::Me, "self:read"),
     (Route::UpdateMe, "self:write"),
     (Route::ChangePassword, "self:write"),
@@ -53,6 +60,13 @@ const ROUTES: [(Route, &str); 10] = [
     (Route::Create, "users:write"),
     (Route::Patch, "users:write"),
     (Route::Delete, "users:delete"),
+    (Route::Export, "users:read"),
+    (Route::AdminStats, "admin:read"),
+    (Route::AdminConfig, "admin:read"),
+    (Route::AdminAudit, "admin:read"),
+    (Route::AuditVerify, "admin:read"),
+    (Route::ListKeys, "self:write"),
+    (Route::MfaSetup, "self:write"),
 ];
 
 #[tokio::test]
@@ -127,6 +141,21 @@ async fn every_role_against_every_route() {
                             Some(json!({"full_name": "Patched"})),
                         )
                         .await
+                    }
+                    Route::Export => app.call("GET", "/api/v1/users/export", &token, None).await,
+                    Route::AdminStats => app.call("GET", "/api/v1/admin/stats", &token, None).await,
+                    Route::AdminConfig => {
+                        app.call("GET", "/api/v1/admin/config", &token, None).await
+                    }
+                    Route::AdminAudit => app.call("GET", "/api/v1/admin/audit", &token, None).await,
+                    Route::AuditVerify => {
+                        app.call("GET", "/api/v1/admin/audit/verify", &token, None)
+                            .await
+                    }
+                    Route::ListKeys => app.call("GET", "/api/v1/api-keys", &token, None).await,
+                    Route::MfaSetup => {
+                        app.call("POST", "/api/v1/auth/2fa/setup", &token, None)
+                            .await
                     }
                     Route::Delete => {
                         app.call("DELETE", &format!("/api/v1/users/{target}"), &token, None)

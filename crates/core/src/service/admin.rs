@@ -168,6 +168,30 @@ impl AuthService {
                         .transpose()?,
                 ));
             }
+            // TOTP secrets are encrypted the same way.
+            for r in &rows {
+                let state = self.deps.mfa.mfa_state(r.id).await?.unwrap_or_default();
+                let stale = |v: &Option<String>| {
+                    v.as_deref()
+                        .is_some_and(|e| FieldCipher::key_id(e) != Some(primary.as_str()))
+                };
+                if stale(&state.secret_enc) || stale(&state.pending_enc) {
+                    let reencrypt = |v: Option<String>| -> Result<Option<String>, CoreError> {
+                        v.map(|e| {
+                            let plain = self.cipher.decrypt("totp_secret", &e)?;
+                            self.cipher.encrypt("totp_secret", &plain)
+                        })
+                        .transpose()
+                    };
+                    let secret = reencrypt(state.secret_enc)?;
+                    let pending = reencrypt(state.pending_enc)?;
+                    self.deps
+                        .mfa
+                        .set_totp_encrypted(r.id, secret.as_deref(), pending.as_deref())
+                        .await?;
+                    report.reencrypted += u64::from(!changed.iter().any(|(id, ..)| *id == r.id));
+                }
+            }
             if !changed.is_empty() {
                 self.deps.users.set_encrypted(&changed).await?;
                 for (id, ..) in &changed {
