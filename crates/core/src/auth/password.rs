@@ -61,6 +61,68 @@ pub fn is_common(password: &str) -> bool {
         .any(passwords::analyzer::is_common_password)
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that only hash, at the lowest scheduling priority (nice 19):
+/// under a login flood the request threads still get the CPU first, so
+/// other requests keep their latency while logins queue.
+#[derive(Debug)]
+struct HashPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn start(threads: usize) -> Result<Self, CoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("gatehouse-hash-{i}"))
+                .spawn(move || {
+                    if let Err(e) = thread_priority::set_thread_priority_and_policy(
+                        thread_priority::thread_native_id(),
+                        thread_priority::ThreadPriority::Min,
+                        thread_priority::ThreadSchedulePolicy::Normal(
+                            thread_priority::NormalThreadSchedulePolicy::Other,
+                        ),
+                    ) {
+                        tracing::debug!(error = ?e, "hashing thread keeps normal priority");
+                    }
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // Every hasher is gone: the pool ends.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| CoreError::internal(format!("hashing thread: {e}")))?;
+        }
+        Ok(Self { jobs: tx })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| CoreError::internal("hashing pool stopped"))?;
+        rx.await
+            .map_err(|_| CoreError::internal("hashing job was dropped"))
+    }
+}
+
 /// Argon2id hasher with a bounded number of hashes in flight. Waiting callers
 /// hold no Argon2 memory, so a login flood cannot grow memory past
 /// `max_concurrent × memory_kib`.
@@ -68,6 +130,7 @@ pub fn is_common(password: &str) -> bool {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    pool: Arc<HashPool>,
     /// Verified against when the account does not exist, so an unknown email
     /// costs the same as a wrong password (no user enumeration by timing).
     dummy_hash: Arc<String>,
@@ -86,6 +149,7 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            pool: Arc::new(HashPool::start(config.max_concurrent)?),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -151,9 +215,7 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|e| CoreError::internal(format!("hasher closed: {e}")))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| CoreError::internal(format!("hashing task failed: {e}")))
+        self.pool.run(work).await
     }
 }
 
