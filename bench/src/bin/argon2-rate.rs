@@ -7,6 +7,10 @@
 //! line on stdout. Pin it (`taskset -c`) to the cores the service runs on and
 //! use one thread per core.
 
+/// The service's allocator, so the comparison is like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Barrier;

@@ -7,6 +7,10 @@
 //! service. Pin it (`taskset -c`) to the same cores as the service and give
 //! it the same number of workers, so the two numbers share one budget.
 
+/// The service's allocator, so the comparison is like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 

@@ -204,6 +204,15 @@ pub trait TokenDenylist: Send + Sync + Debug {
     /// is dead anyway and the entry may be dropped.
     async fn deny(&self, jti: &str, expires_at: i64) -> Result<(), CoreError>;
     async fn is_denied(&self, jti: &str) -> Result<bool, CoreError>;
+    /// True when any of `keys` is denied (one round trip for shared stores).
+    async fn any_denied(&self, keys: &[&str]) -> Result<bool, CoreError> {
+        for key in keys {
+            if self.is_denied(key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Consecutive login failures per account key (lockout).

@@ -63,9 +63,10 @@ pub fn is_common(password: &str) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads that only hash, at the lowest scheduling priority (nice 19):
-/// under a login flood the request threads still get the CPU first, so
-/// other requests keep their latency while logins queue.
+/// Threads that only hash, under the idle scheduling class (Linux
+/// `SCHED_IDLE`): any request thread preempts them at once, so under a login
+/// flood other requests keep their latency while logins queue (the login
+/// rate limit bounds that queue).
 #[derive(Debug)]
 struct HashPool {
     jobs: std::sync::mpsc::Sender<Job>,
@@ -84,7 +85,7 @@ impl HashPool {
                         thread_priority::thread_native_id(),
                         thread_priority::ThreadPriority::Min,
                         thread_priority::ThreadSchedulePolicy::Normal(
-                            thread_priority::NormalThreadSchedulePolicy::Other,
+                            thread_priority::NormalThreadSchedulePolicy::Idle,
                         ),
                     ) {
                         tracing::debug!(error = ?e, "hashing thread keeps normal priority");

@@ -83,6 +83,21 @@ pub struct TokenKeys {
     public_jwks: Vec<Value>,
     issuer: String,
     audience: String,
+    /// Built once: it runs on every authenticated request.
+    validation: Validation,
+}
+
+/// The claim rules: the pinned algorithm, `iss`, `aud`, the required claims.
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    // Expiry is checked in `verify` against the injected clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation
 }
 
 impl fmt::Debug for TokenKeys {
@@ -163,6 +178,7 @@ impl TokenKeys {
             }
         }
         Ok(Self {
+            validation: validation(algorithm, &jwt.issuer, &jwt.audience),
             algorithm,
             signing_kid,
             encoding,
@@ -234,15 +250,7 @@ impl TokenKeys {
             .find(|(k, _)| *k == kid)
             .map(|(_, key)| key)
             .ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(self.algorithm);
-        // Expiry is checked below against the injected clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
         if claims.token_type != expected {

@@ -674,12 +674,11 @@ impl AuthService {
             .map_err(|_| CoreError::InvalidToken)?;
         let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidToken)?;
         let session_id = claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok());
-        if self.deps.denylist.is_denied(&claims.jti).await? {
-            return Err(CoreError::InvalidToken);
-        }
-        if let Some(sid) = session_id
-            && self.deps.denylist.is_denied(&format!("sid:{sid}")).await?
-        {
+        // The token itself (logout) and its login (revoked session).
+        let sid_key = session_id.map(|sid| format!("sid:{sid}"));
+        let mut keys = vec![claims.jti.as_str()];
+        keys.extend(sid_key.as_deref());
+        if self.deps.denylist.any_denied(&keys).await? {
             return Err(CoreError::InvalidToken);
         }
         let user = self
