@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
-use crate::extract::{ApiJson, Meta, Require, perm};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Meta, Require, parse_id, perm};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,11 +97,6 @@ fn new_key_response(status: StatusCode, view: ApiKeyView, key: &str) -> Response
         Json(body),
     )
         .into_response()
-}
-
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))
 }
 
 /// Creates a key (shown once, stored as a digest).

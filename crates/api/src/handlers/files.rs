@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
-use crate::extract::{Meta, Require, perm};
+use crate::extract::{Meta, Require, parse_id, perm};
 use crate::openapi::{Forbidden, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed};
 use crate::state::AppState;
 
@@ -164,12 +164,6 @@ pub async fn list(
     Ok(Json(FileList {
         files: files.into_iter().map(FileView::from).collect(),
     }))
-}
-
-/// Parses an id from the path; a malformed one is a 422, not a 404.
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))
 }
 
 /// `Content-Disposition: attachment` (RFC 6266): the browser saves the file

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
-use crate::extract::{ApiJson, Meta, Require, perm};
+use crate::extract::{ApiJson, Meta, Require, parse_id, perm};
 use crate::handlers::auth::Message;
 use crate::openapi::{
     BadRequest, Forbidden, NotFound, RoleSchema, UserListSchema, UserSchema, ValidationFailed,
@@ -186,12 +186,6 @@ pub async fn sessions(
         })
         .collect();
     Ok(Json(SessionList { sessions: list }))
-}
-
-/// Parses an id from the path; a malformed one is a 422, not a 404.
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))
 }
 
 /// Revokes one of the caller's logins (self:write).
