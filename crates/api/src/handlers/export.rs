@@ -6,8 +6,6 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gatehouse_core::rbac::Role;
-use gatehouse_core::service::ListQuery;
 use gatehouse_core::user::User;
 use http::HeaderValue;
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -111,35 +109,15 @@ pub async fn export(
             Format::Ndjson
         }
     };
-    let role = match raw.role.as_deref().filter(|r| !r.is_empty()) {
-        None => None,
-        Some(r) => r
-            .parse::<Role>()
-            .map_err(|()| {
-                errors.push(FieldError::new(
-                    "role",
-                    "must be admin, moderator, user or viewer",
-                ))
-            })
-            .ok(),
-    };
-    let is_active = match raw.is_active.as_deref().filter(|r| !r.is_empty()) {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            errors.push(FieldError::new("is_active", "must be true or false"));
-            None
-        }
-    };
+    let query = super::users::list_filters(
+        raw.q,
+        raw.role.as_deref(),
+        raw.is_active.as_deref(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let query = ListQuery {
-        q: raw.q,
-        role,
-        is_active,
-    };
     let label = if format == Format::Csv {
         "csv"
     } else {

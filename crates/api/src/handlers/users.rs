@@ -276,27 +276,6 @@ pub async fn list(
     let raw: RawList = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
         .map_err(|_| ApiError::validation(vec![FieldError::new("query", "is malformed")]))?;
     let mut errors = Vec::new();
-    let role = match raw.role.as_deref() {
-        None | Some("") => None,
-        Some(r) => r
-            .parse::<Role>()
-            .map_err(|()| {
-                errors.push(FieldError::new(
-                    "role",
-                    "must be admin, moderator, user or viewer",
-                ));
-            })
-            .ok(),
-    };
-    let is_active = match raw.is_active.as_deref() {
-        None | Some("") => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            errors.push(FieldError::new("is_active", "must be true or false"));
-            None
-        }
-    };
     let after = match raw.after.as_deref() {
         None | Some("") => None,
         Some(a) => Uuid::parse_str(a)
@@ -312,17 +291,15 @@ pub async fn list(
     let limit = number(raw.limit.as_deref(), "limit", 20, &mut errors).min(MAX_PER_PAGE);
     let page = number(raw.page.as_deref(), "page", 1, &mut errors);
     let per_page = number(raw.per_page.as_deref(), "per_page", 20, &mut errors).min(MAX_PER_PAGE);
-    if raw.q.as_ref().is_some_and(|q| q.chars().count() > 50) {
-        errors.push(FieldError::new("q", "must be at most 50 characters"));
-    }
+    let query = list_filters(
+        raw.q,
+        raw.role.as_deref(),
+        raw.is_active.as_deref(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let query = ListQuery {
-        q: raw.q,
-        role,
-        is_active,
-    };
     let result = if keyset {
         state
             .auth()
@@ -502,4 +479,40 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.auth().delete_user(&p, parse_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The filters shared by the list and the export: `q` (username prefix),
+/// `role`, `is_active`. Bad values are added to `errors`, naming the
+/// parameter.
+pub(super) fn list_filters(
+    q: Option<String>,
+    role: Option<&str>,
+    is_active: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> ListQuery {
+    if q.as_ref().is_some_and(|q| q.chars().count() > 50) {
+        errors.push(FieldError::new("q", "must be at most 50 characters"));
+    }
+    let role = match role {
+        None | Some("") => None,
+        Some(r) => r
+            .parse::<Role>()
+            .map_err(|()| {
+                errors.push(FieldError::new(
+                    "role",
+                    "must be admin, moderator, user or viewer",
+                ));
+            })
+            .ok(),
+    };
+    let is_active = match is_active {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errors.push(FieldError::new("is_active", "must be true or false"));
+            None
+        }
+    };
+    ListQuery { q, role, is_active }
 }

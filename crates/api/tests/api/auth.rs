@@ -582,22 +582,7 @@ async fn weaker_hashes_are_upgraded_on_login() {
     for backend in backends() {
         let weak = TestApp::new(&backend).await;
         weak.register("liam").await;
-        let stored = || async {
-            let db = &weak.db.db;
-            match db {
-                gatehouse_store::Database::Sqlite(p) => {
-                    sqlx::query_scalar::<_, String>("SELECT password_hash FROM users")
-                        .fetch_one(p)
-                        .await
-                }
-                gatehouse_store::Database::Postgres(p) => {
-                    sqlx::query_scalar::<_, String>("SELECT password_hash FROM users")
-                        .fetch_one(p)
-                        .await
-                }
-            }
-            .unwrap()
-        };
+        let stored = || weak.text("SELECT password_hash FROM users");
         assert!(stored().await.contains("m=64,t=1,p=1"));
         // Same database, raised parameters.
         let strong = TestApp::on(
@@ -629,11 +614,7 @@ async fn pii_is_encrypted_at_rest() {
             StatusCode::CREATED
         );
         let sql = "SELECT email_enc || ' ' || COALESCE(full_name_enc, '') || ' ' || email_index FROM users";
-        let row: String = match &app.db.db {
-            gatehouse_store::Database::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-            gatehouse_store::Database::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-        }
-        .unwrap();
+        let row = app.text(sql).await;
         assert!(
             !row.contains("mona.secret") && !row.contains("Secretname"),
             "{row}"
@@ -710,16 +691,6 @@ async fn logs_carry_security_events_but_never_secrets() {
     }
 }
 
-/// Runs `sql` on the test database (to change state behind the service's
-/// back, as another instance or an operator would).
-async fn exec(app: &TestApp, sql: &str) {
-    match &app.db.db {
-        gatehouse_store::Database::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
-        gatehouse_store::Database::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
-    }
-    .unwrap();
-}
-
 #[tokio::test]
 async fn tokens_follow_the_users_current_state() {
     for backend in backends() {
@@ -738,15 +709,16 @@ async fn tokens_follow_the_users_current_state() {
         );
 
         // Credentials changed (version bumped): earlier tokens die.
-        exec(&app, "UPDATE users SET auth_version = auth_version + 1").await;
+        app.exec("UPDATE users SET auth_version = auth_version + 1")
+            .await;
         fresh()
             .get_with_token("/api/v1/users/me", &access)
             .await
             .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
-        exec(&app, "UPDATE users SET auth_version = 0").await;
+        app.exec("UPDATE users SET auth_version = 0").await;
 
         // Deactivated: tokens and refresh refused.
-        exec(&app, "UPDATE users SET is_active = FALSE").await;
+        app.exec("UPDATE users SET is_active = FALSE").await;
         let other = fresh();
         other
             .get_with_token("/api/v1/users/me", &access)
@@ -761,12 +733,13 @@ async fn tokens_follow_the_users_current_state() {
             .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
 
         // Demoted: the token's role claim no longer counts; the stored role does.
-        exec(&app, "UPDATE users SET is_active = TRUE, role = 'viewer'").await;
+        app.exec("UPDATE users SET is_active = TRUE, role = 'viewer'")
+            .await;
         let me = fresh().get_with_token("/api/v1/users/me", &access).await;
         assert_eq!(me.json()["role"], "viewer", "{backend:?}");
 
         // Deleted: gone on the next request.
-        exec(&app, "DELETE FROM users").await;
+        app.exec("DELETE FROM users").await;
         fresh()
             .get_with_token("/api/v1/users/me", &access)
             .await

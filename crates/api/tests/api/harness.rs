@@ -604,6 +604,15 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A single text value from `sql`.
+    pub async fn text(&self, sql: &str) -> String {
+        match &self.db.db {
+            Database::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Database::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .unwrap()
+    }
+
     /// Registers `username` with `role` and logs in: (user id, access token).
     pub async fn account(&self, username: &str, role: &str) -> (String, String) {
         let user = self.register(username).await;
