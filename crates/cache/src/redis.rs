@@ -28,6 +28,7 @@ use gatehouse_core::service::UserPage;
 use gatehouse_core::user::User;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::memory::{MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache};
@@ -91,13 +92,23 @@ impl RedisStore {
         format!("{}{parts}", self.prefix)
     }
 
-    /// Runs one call with the timeout, tracking outage transitions.
+    /// Runs one call with the timeout, tracking outage transitions. `what`
+    /// names the operation in logs and in its trace span.
     async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, CoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let result = match tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone())).await {
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = what,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = "redis",
+            db.operation.name = what,
+        );
+        let call = tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone()));
+        let result = match call.instrument(span.clone()).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(unavailable(e)),
             Err(_) => Err(unavailable("timed out")),
@@ -109,6 +120,7 @@ impl RedisStore {
                 }
             }
             Err(e) => {
+                span.record("otel.status_code", "ERROR");
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::error!(what, error = %e, "redis unavailable");
                 }
@@ -180,7 +192,7 @@ impl RateLimiter for RedisRateLimiter {
         let script = &self.script;
         let reply = self
             .store
-            .call("rate limit", |mut c| async move {
+            .call("ratelimit.check", |mut c| async move {
                 script
                     .key(redis_key)
                     .arg(now)
@@ -220,7 +232,7 @@ impl TokenDenylist for RedisDenylist {
     async fn deny(&self, jti: &str, expires_at: i64) -> Result<(), CoreError> {
         let key = self.store.key(&format!("deny:{jti}"));
         self.store
-            .call("deny", |mut c| async move {
+            .call("denylist.add", |mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(1)
@@ -235,7 +247,7 @@ impl TokenDenylist for RedisDenylist {
     async fn is_denied(&self, jti: &str) -> Result<bool, CoreError> {
         let key = self.store.key(&format!("deny:{jti}"));
         self.store
-            .call("denylist", |mut c| async move {
+            .call("denylist.check", |mut c| async move {
                 redis::cmd("EXISTS")
                     .arg(key)
                     .query_async::<i64>(&mut c)
@@ -304,7 +316,7 @@ impl LoginThrottle for RedisLoginThrottle {
         let redis_key = self.store.key(&format!("fail:{key}"));
         let until = self
             .store
-            .call("lockout", |mut c| async move {
+            .call("lockout.check", |mut c| async move {
                 redis::cmd("HGET")
                     .arg(redis_key)
                     .arg("until")
@@ -332,7 +344,7 @@ impl LoginThrottle for RedisLoginThrottle {
         let script = &self.script;
         let reply = self
             .store
-            .call("lockout", |mut c| async move {
+            .call("lockout.record_failure", |mut c| async move {
                 script
                     .key(keys.0)
                     .key(keys.1)
@@ -353,7 +365,7 @@ impl LoginThrottle for RedisLoginThrottle {
         let redis_key = self.store.key(&format!("fail:{key}"));
         let result = self
             .store
-            .call("lockout", |mut c| async move {
+            .call("lockout.reset", |mut c| async move {
                 redis::cmd("DEL")
                     .arg(redis_key)
                     .query_async::<i64>(&mut c)
@@ -368,7 +380,7 @@ impl LoginThrottle for RedisLoginThrottle {
         let locks = self.store.key("locks");
         let counted = self
             .store
-            .call("lockout", |mut c| async move {
+            .call("lockout.count", |mut c| async move {
                 redis::cmd("ZREMRANGEBYSCORE")
                     .arg(&locks)
                     .arg("-inf")
@@ -486,7 +498,7 @@ impl UserCache for RedisUserCache {
         let channel = self.channel.clone();
         let published = self
             .store
-            .call("cache invalidation", |mut c| async move {
+            .call("cache.invalidate", |mut c| async move {
                 redis::cmd("PUBLISH")
                     .arg(channel)
                     .arg(id.to_string())

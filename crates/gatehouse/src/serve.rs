@@ -57,11 +57,9 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "gatehouse listening"
     );
-    if config.otel_endpoint.is_some() {
-        tracing::warn!(
-            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build does not export traces; \
-             trace ids of incoming traceparent headers are logged as trace_id"
-        );
+    if let Some(endpoint) = &config.otel_endpoint {
+        let endpoint = gatehouse_core::config::redact_url(endpoint);
+        tracing::info!(endpoint = %endpoint, service = %config.otel_service_name, "exporting traces over OTLP/HTTP");
     }
 
     let (stop_tx, mut stop_rx) = watch::channel(false);

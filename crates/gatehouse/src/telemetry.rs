@@ -1,31 +1,133 @@
-//! Logging: JSON lines (default) or human-readable output, filtered by
-//! `LOG_LEVEL` (a level or a `tracing` filter directive).
+//! Logging and tracing.
+//!
+//! - Logs: JSON lines (default) or human-readable output, filtered by
+//!   `LOG_LEVEL` (a level or a `tracing` filter directive). Logs are events
+//!   only: spans never reach the log writer, so a request costs the same
+//!   with or without tracing.
+//! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the request spans
+//!   and the database and Redis spans below them are exported over OTLP
+//!   (HTTP/protobuf) in batches from a background thread. The standard
+//!   `OTEL_*` variables of the exporter and the SDK (headers, timeout,
+//!   sampler, batch sizes) are honoured.
+
+use std::time::Duration;
 
 use gatehouse_core::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-/// Installs the global subscriber. Returns nothing to hold today; kept as a
-/// guard so exporters added later flush on drop.
+/// How long stopping may wait for the last batch of spans to be sent.
+const EXPORT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Installs the global subscriber. The guard flushes and stops the trace
+/// exporter when dropped; drop it outside the async runtime (the exporter
+/// blocks while it sends the last batch).
 pub fn init(config: &Config) -> Result<Guard, String> {
     let filter = EnvFilter::try_new(&config.log_level)
         .map_err(|_| format!("LOG_LEVEL: `{}` is not a level or filter", config.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let result = match config.log_format {
-        LogFormat::Json => builder
+    let logs = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_writer(std::io::stdout)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .boxed(),
+    }
+    .with_filter(filter.and(filter_fn(|meta| meta.is_event())));
+
+    let provider = match &config.otel_endpoint {
+        Some(endpoint) => Some(tracer_provider(endpoint, &config.otel_service_name)?),
+        None => None,
     };
+    let traces = provider.as_ref().map(|provider| {
+        // Our own spans (requests, database, Redis), not those of libraries.
+        let ours = Targets::new()
+            .with_target("gatehouse", Level::INFO)
+            .with_target("gatehouse_api", Level::INFO)
+            .with_target("gatehouse_store", Level::INFO)
+            .with_target("gatehouse_cache", Level::INFO);
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("gatehouse"))
+            .with_filter(ours.and(filter_fn(|meta| meta.is_span())))
+    });
+    let result = Registry::default().with(logs).with(traces).try_init();
     if let Err(err) = result {
         eprintln!("logging is already initialised: {err}");
     }
-    Ok(Guard)
+    if provider.is_some() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    }
+    Ok(Guard { provider })
+}
+
+fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
+    let mut exporter = SpanExporter::builder().with_http();
+    // The signal-specific variable, when set, is the full URL and wins (as
+    // the OTLP specification says); otherwise traces go to `/v1/traces`
+    // under the configured base URL.
+    if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
+        exporter = exporter.with_endpoint(traces_url(endpoint));
+    }
+    let exporter = exporter
+        .build()
+        .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the exporter: {e}"))?;
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is a base URL; the traces path is appended.
+fn traces_url(base: &str) -> String {
+    format!("{}/v1/traces", base.trim_end_matches('/'))
 }
 
 #[derive(Debug)]
-pub struct Guard;
+pub struct Guard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown_with_timeout(EXPORT_SHUTDOWN_TIMEOUT)
+        {
+            eprintln!("trace export: the last spans may be lost: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traces_url;
+
+    #[test]
+    fn the_traces_path_is_appended_to_the_base_url() {
+        assert_eq!(
+            traces_url("http://collector:4318"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://collector:4318/"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(traces_url("http://gw/otlp"), "http://gw/otlp/v1/traces");
+    }
+}

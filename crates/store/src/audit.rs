@@ -192,6 +192,7 @@ enum Locked<'c> {
 
 #[async_trait]
 impl AuditRepo for Database {
+    #[tracing::instrument(name = "audit.append", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn append(&self, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
         let draft_owned = draft.clone();
         let (seq, prev_hash, hash) = self
@@ -229,6 +230,7 @@ impl AuditRepo for Database {
         })
     }
 
+    #[tracing::instrument(name = "audit.page", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn page(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM audit_log WHERE ($1 IS NULL OR event = $1) \
@@ -249,6 +251,7 @@ impl AuditRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "audit.chain_after", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn chain_after(&self, after: i64, limit: u64) -> Result<Vec<AuditEntry>, CoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -257,12 +260,14 @@ impl AuditRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "audit.anchor", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn anchor(&self) -> Result<Option<Anchor>, CoreError> {
         on_pool!(self, pool => sqlx::query_scalar::<_, String>(ANCHOR).bind(ANCHOR_KEY).fetch_optional(pool).await)
             .map(|v| v.as_deref().and_then(parse_anchor))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "audit.prune_before", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn prune_before(&self, cutoff: i64) -> Result<u64, CoreError> {
         self.with_audit_lock(move |locked| {
             Box::pin(async move {
@@ -282,6 +287,7 @@ impl AuditRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "audit.count_since", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn count_since(&self, event: &str, since: i64) -> Result<u64, CoreError> {
         let sql = "SELECT COUNT(*) FROM audit_log WHERE event = $1 AND at >= $2";
         on_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(event).bind(since).fetch_one(pool).await)

@@ -128,6 +128,14 @@ impl Database {
         }
     }
 
+    /// The OpenTelemetry `db.system.name` of the backend, for spans.
+    pub fn system_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
+
     /// Waits for checked-out connections to return, then closes the pool.
     pub async fn close(&self) {
         match self {
@@ -143,6 +151,7 @@ impl HealthProbe for Database {
         "database"
     }
 
+    #[tracing::instrument(name = "health.check", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn check(&self) -> Result<(), CoreError> {
         self.ping()
             .await

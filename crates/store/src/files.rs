@@ -36,6 +36,7 @@ impl From<FileRow> for FileRecord {
 
 #[async_trait]
 impl FileRepo for Database {
+    #[tracing::instrument(name = "files.insert_file", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn insert_file(&self, f: &FileRecord) -> Result<(), CoreError> {
         let sql = format!("INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
         on_pool!(self, pool => sqlx::query(&sql)
@@ -52,6 +53,7 @@ impl FileRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "files.file_by_id", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn file_by_id(&self, id: Uuid) -> Result<Option<FileRecord>, CoreError> {
         let sql = format!("SELECT {COLUMNS} FROM files WHERE id = $1");
         on_pool!(self, pool => sqlx::query_as::<_, FileRow>(&sql).bind(id).fetch_optional(pool).await)
@@ -59,6 +61,7 @@ impl FileRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "files.files_of_owner", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn files_of_owner(&self, owner: Uuid) -> Result<Vec<FileRecord>, CoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM files WHERE owner_id = $1 ORDER BY created_at DESC, id DESC"
@@ -68,6 +71,7 @@ impl FileRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "files.delete_file", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn delete_file(&self, id: Uuid) -> Result<bool, CoreError> {
         let sql = "DELETE FROM files WHERE id = $1";
         on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected()))
@@ -75,6 +79,7 @@ impl FileRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "files.storage_keys_of_owner", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn storage_keys_of_owner(&self, owner: Uuid) -> Result<Vec<String>, CoreError> {
         let sql = "SELECT storage_key FROM files WHERE owner_id = $1";
         on_pool!(self, pool => sqlx::query_scalar::<_, String>(sql).bind(owner).fetch_all(pool).await)

@@ -16,6 +16,7 @@ struct MfaRow {
 
 #[async_trait]
 impl MfaRepo for Database {
+    #[tracing::instrument(name = "mfa.mfa_state", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn mfa_state(&self, user_id: Uuid) -> Result<Option<MfaState>, CoreError> {
         let sql =
             "SELECT totp_secret_enc, totp_pending_enc, totp_last_step FROM users WHERE id = $1";
@@ -30,12 +31,14 @@ impl MfaRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.set_pending", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn set_pending(&self, user_id: Uuid, pending_enc: &str) -> Result<(), CoreError> {
         let sql = "UPDATE users SET totp_pending_enc = $1 WHERE id = $2";
         on_pool!(self, pool => sqlx::query(sql).bind(pending_enc).bind(user_id).execute(pool).await.map(drop))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.enable", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn enable(
         &self,
         user_id: Uuid,
@@ -67,6 +70,7 @@ impl MfaRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.disable", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn disable(&self, user_id: Uuid, now: i64) -> Result<(), CoreError> {
         let set = "UPDATE users SET totp_secret_enc = NULL, totp_pending_enc = NULL, \
                    totp_last_step = NULL, mfa_enabled = FALSE, updated_at = $1 WHERE id = $2";
@@ -80,6 +84,7 @@ impl MfaRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.accept_step", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, CoreError> {
         let sql = "UPDATE users SET totp_last_step = $1 WHERE id = $2 \
                    AND (totp_last_step IS NULL OR totp_last_step < $1)";
@@ -87,6 +92,7 @@ impl MfaRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.set_totp_encrypted", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn set_totp_encrypted(
         &self,
         user_id: Uuid,
@@ -98,6 +104,7 @@ impl MfaRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "mfa.use_backup_code", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn use_backup_code(
         &self,
         user_id: Uuid,
@@ -147,6 +154,7 @@ impl From<KeyRow> for ApiKeyRecord {
 
 #[async_trait]
 impl ApiKeyRepo for Database {
+    #[tracing::instrument(name = "api_keys.create_key", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn create_key(&self, k: &ApiKeyRecord) -> Result<(), CoreError> {
         let sql = "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, \
                    expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -165,6 +173,7 @@ impl ApiKeyRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "api_keys.keys_of", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn keys_of(&self, user_id: Uuid) -> Result<Vec<ApiKeyRecord>, CoreError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id"
@@ -174,6 +183,7 @@ impl ApiKeyRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "api_keys.key_by_prefix", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, CoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = $1");
         on_pool!(self, pool => sqlx::query_as::<_, KeyRow>(&sql).bind(prefix).fetch_optional(pool).await)
@@ -181,6 +191,7 @@ impl ApiKeyRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "api_keys.rotate_key", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn rotate_key(
         &self,
         id: Uuid,
@@ -194,12 +205,14 @@ impl ApiKeyRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "api_keys.revoke_key", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn revoke_key(&self, id: Uuid, user_id: Uuid, now: i64) -> Result<bool, CoreError> {
         let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL";
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(id).bind(user_id).execute(pool).await.map(|r| r.rows_affected() == 1))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "api_keys.touch_key", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn touch_key(&self, id: Uuid, now: i64) -> Result<(), CoreError> {
         let sql = "UPDATE api_keys SET last_used_at = $1 WHERE id = $2";
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(id).execute(pool).await.map(drop))

@@ -33,6 +33,7 @@ struct SessionRow {
 
 #[async_trait]
 impl SessionRepo for Database {
+    #[tracing::instrument(name = "sessions.start", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn start(&self, s: &NewSession, t: &NewRefreshToken) -> Result<(), CoreError> {
         let session_sql = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
                            expires_at, ip, user_agent) VALUES ($1, $2, $3, $3, $4, $5, $6)";
@@ -60,6 +61,7 @@ impl SessionRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.find_refresh", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError> {
         let sql = "SELECT t.id AS token_id, t.session_id, s.user_id, t.expires_at, t.used_at, \
                    s.revoked_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
@@ -78,6 +80,7 @@ impl SessionRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.rotate", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn rotate(
         &self,
         old: Uuid,
@@ -110,6 +113,7 @@ impl SessionRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.revoke", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(session_id).execute(pool).await.map(|r| r.rows_affected()))
@@ -117,12 +121,14 @@ impl SessionRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.revoke_all", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn revoke_all(&self, user_id: Uuid, now: i64) -> Result<u64, CoreError> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.list_active", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn list_active(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, CoreError> {
         let sql = "SELECT id, created_at, last_used_at, ip, user_agent FROM sessions \
                    WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
@@ -142,12 +148,14 @@ impl SessionRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.owner", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn owner(&self, session_id: Uuid) -> Result<Option<Uuid>, CoreError> {
         let sql = "SELECT user_id FROM sessions WHERE id = $1";
         on_pool!(self, pool => sqlx::query_scalar::<_, Uuid>(sql).bind(session_id).fetch_optional(pool).await)
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.count_active", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn count_active(&self, now: i64) -> Result<u64, CoreError> {
         let sql = "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1";
         on_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(now).fetch_one(pool).await)

@@ -97,6 +97,7 @@ impl Database {
 
 #[async_trait]
 impl UserRepo for Database {
+    #[tracing::instrument(name = "users.create", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn create(&self, user: &NewUser) -> Result<(), CoreError> {
         let r = &user.record;
         let sql = "INSERT INTO users (id, username, username_key, email_index, email_enc, \
@@ -124,6 +125,7 @@ impl UserRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.by_id", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn by_id(&self, id: Uuid) -> Result<Option<UserRecord>, CoreError> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
         on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql).bind(id).fetch_optional(pool).await)
@@ -131,20 +133,24 @@ impl UserRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.by_email_index", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn by_email_index(&self, index: &str) -> Result<Option<UserRecord>, CoreError> {
         self.user_where("email_index", index).await
     }
 
+    #[tracing::instrument(name = "users.by_username_key", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn by_username_key(&self, key: &str) -> Result<Option<UserRecord>, CoreError> {
         self.user_where("username_key", key).await
     }
 
+    #[tracing::instrument(name = "users.set_password_hash", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn set_password_hash(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError> {
         let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
         on_pool!(self, pool => sqlx::query(sql).bind(hash).bind(now).bind(id).execute(pool).await.map(drop))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.change_password", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn change_password(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError> {
         let sql = "UPDATE users SET password_hash = $1, updated_at = $2, \
                    auth_version = auth_version + 1 WHERE id = $3";
@@ -152,6 +158,7 @@ impl UserRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.update", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn update(&self, id: Uuid, changes: &UserChanges, now: i64) -> Result<bool, CoreError> {
         let mut sets = vec!["updated_at = $1".to_owned()];
         let mut texts: Vec<Option<String>> = Vec::new();
@@ -190,12 +197,14 @@ impl UserRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.delete", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn delete(&self, id: Uuid) -> Result<bool, CoreError> {
         let sql = "DELETE FROM users WHERE id = $1";
         on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected() == 1))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.list_page", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn list_page(
         &self,
         filter: &UserFilter,
@@ -229,6 +238,7 @@ impl UserRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.list_after", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn list_after(
         &self,
         filter: &UserFilter,
@@ -259,6 +269,7 @@ impl UserRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.stats", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn stats(&self) -> Result<UserStats, CoreError> {
         let totals =
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_active THEN 1 ELSE 0 END), 0) FROM users";
@@ -278,6 +289,7 @@ impl UserRepo for Database {
         .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "users.set_encrypted", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn set_encrypted(
         &self,
         rows: &[(Uuid, String, Option<String>)],

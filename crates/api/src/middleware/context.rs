@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use gatehouse_core::network;
 use http::{HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use crate::metrics;
 use crate::middleware::trace_context::{self, TRACEPARENT};
@@ -84,11 +85,14 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
             .headers()
             .get(&X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let method = req.method().clone();
+    let span = trace_context::request_span(&method, req.headers(), &request_id);
     let trace_id: Option<Arc<str>> = req
         .headers()
         .get(&TRACEPARENT)
         .and_then(|v| trace_context::trace_id(v.as_bytes()))
-        .map(Arc::from);
+        .map(Arc::from)
+        .or_else(|| trace_context::exported_trace_id(&span).map(Arc::from));
     let ctx = RequestContext {
         request_id: request_id.clone(),
         client_ip,
@@ -96,14 +100,13 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         trace_id: trace_id.clone(),
         filled: Arc::default(),
     };
-    let method = req.method().clone();
     let filled = ctx.filled.clone();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     req.extensions_mut().insert(ctx);
 
-    let mut res = next.run(req).await;
+    let mut res = next.run(req).instrument(span.clone()).await;
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
@@ -117,6 +120,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
     // response (errors and refusals included) with the same route template.
     metrics::record_request(&method, route, res.status(), elapsed);
     let status = res.status().as_u16();
+    trace_context::finish_span(&span, &method, route, status);
     let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     tracing::info!(
         target: "gatehouse::access",

@@ -1,7 +1,13 @@
 //! W3C Trace Context: the trace id of an incoming `traceparent` header, so a
-//! request's log line joins the caller's distributed trace.
+//! request's log line joins the caller's distributed trace, and the request
+//! span that exported traces hang from.
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, Method};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt as _;
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
@@ -35,6 +41,70 @@ pub fn trace_id(value: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(trace).ok()
+}
+
+/// The server span of one request. It is disabled (and costs next to
+/// nothing) unless traces are exported; then it joins the caller's trace
+/// when a valid `traceparent` came with the request.
+pub fn request_span(method: &Method, headers: &HeaderMap, request_id: &str) -> Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %method,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        request_id,
+    );
+    if !span.is_disabled() && headers.contains_key(&TRACEPARENT) {
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&Headers(headers))
+        });
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// The trace id the exporter gives `span`, for the log line of a request
+/// that did not bring one; `None` while traces are not exported.
+pub fn exported_trace_id(span: &Span) -> Option<String> {
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Names the span after the matched route template and records the status.
+pub fn finish_span(span: &Span, method: &Method, route: &str, status: u16) {
+    if span.is_disabled() {
+        return;
+    }
+    // The exported span has started by now: it is renamed, not rebuilt.
+    span.context()
+        .span()
+        .update_name(format!("{method} {route}"));
+    span.record("http.route", route);
+    span.record("http.response.status_code", i64::from(status));
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use keys::{DataKey, DataKeys, KEY_LEN, encode_key, generate_key, parse_base64_key};
 pub use reader::{ConfigError, Problem, Rate};
+pub use view::redact_url;
 
 use crate::network::HostPattern;
 use reader::Reader;
@@ -439,6 +440,20 @@ impl Config {
         let request_timeout = Duration::from_secs(r.int("REQUEST_TIMEOUT_SECS", 30, 1, 3600));
         let shutdown_grace = Duration::from_secs(r.int("SHUTDOWN_GRACE_SECS", 30, 0, 3600));
         let otel_endpoint = r.raw("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(endpoint) = &otel_endpoint {
+            if endpoint.starts_with("https://") {
+                r.problem(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https is not supported by this build's exporter: send to a collector \
+                     on the same host or network over http:// and let it forward over TLS",
+                );
+            } else if !endpoint.starts_with("http://") || endpoint.len() == "http://".len() {
+                r.problem(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "expected the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318",
+                );
+            }
+        }
         let otel_service_name = r.string("OTEL_SERVICE_NAME", "gatehouse");
 
         if production && cors.origins.iter().any(|o| o == "*") {

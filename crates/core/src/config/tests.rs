@@ -216,3 +216,19 @@ fn unknown_vars_that_look_like_ours_are_reported() {
     let unknown = unknown_vars(["JWT_SECRET", "JWT_SECRET_KEY", "PATH", "RATE_LIMIT_LOGINS"]);
     assert_eq!(unknown, vec!["JWT_SECRET", "RATE_LIMIT_LOGINS"]);
 }
+
+#[test]
+fn the_trace_exporter_needs_an_http_collector_url() {
+    let c = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).unwrap();
+    assert_eq!(c.otel_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+    assert_eq!(load(&[]).unwrap().otel_endpoint, None);
+    for bad in [
+        "https://collector:4318",
+        "collector:4318",
+        "http://",
+        "grpc://x",
+    ] {
+        let err = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+        assert_eq!(problem_vars(&err), ["OTEL_EXPORTER_OTLP_ENDPOINT"], "{bad}");
+    }
+}
