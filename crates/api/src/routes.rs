@@ -4,7 +4,6 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::StatusCode;
@@ -16,7 +15,8 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
 use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
-use crate::middleware::{context, cors, host, problem, rate_limit, security_headers};
+use crate::middleware::edge::EdgeLayer;
+use crate::middleware::{context, cors, rate_limit};
 use crate::state::AppState;
 
 /// The application: every route of the contract behind the full stack.
@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::get))
-        .merge(api_routes().layer(from_fn(rate_limit::global)))
+        .merge(api_routes().layer(rate_limit::GLOBAL))
 }
 
 /// `/api/v1`, all behind the global per-IP limit; the auth routes have their
@@ -39,20 +39,20 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/auth/register",
-            post(auth::register).layer(from_fn(rate_limit::register)),
+            post(auth::register).layer(rate_limit::REGISTER),
         )
         .route(
             "/api/v1/auth/login",
-            post(auth::login).layer(from_fn(rate_limit::login)),
+            post(auth::login).layer(rate_limit::LOGIN),
         )
         .route(
             "/api/v1/auth/refresh",
-            post(auth::refresh).layer(from_fn(rate_limit::refresh)),
+            post(auth::refresh).layer(rate_limit::REFRESH),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
         .route(
             "/api/v1/auth/login/mfa",
-            post(mfa::login).layer(from_fn(rate_limit::login)),
+            post(mfa::login).layer(rate_limit::LOGIN),
         )
         .route("/api/v1/auth/2fa/setup", post(mfa::setup))
         .route("/api/v1/auth/2fa/enable", post(mfa::enable))
@@ -107,7 +107,7 @@ fn upload_routes(max_upload_bytes: usize) -> Router<AppState> {
         ))
         // ...so axum's own 2 MB default for `Multipart` steps aside.
         .layer(DefaultBodyLimit::disable())
-        .layer(from_fn(rate_limit::global))
+        .layer(rate_limit::GLOBAL)
 }
 
 /// Docs group: the OpenAPI document and the interactive page with its
@@ -138,7 +138,7 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
         // The state, for route-level middleware built without it.
         .layer(axum::Extension(state.clone()))
         .fallback(not_found)
-        .layer(from_fn(context::capture_route))
+        .layer(context::CaptureRouteLayer)
         .with_state(state.clone());
     // Trailing-slash normalisation must happen before routing, so it wraps
     // the router instead of being one of its layers.
@@ -146,14 +146,10 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
 
     // Outermost first.
     let stack = ServiceBuilder::new()
-        // 1. Request id, client IP, one access-log line: sees every response.
-        .layer(from_fn_with_state(state.clone(), context::track))
-        // 2. Security headers on everything below, errors included.
-        .layer(from_fn_with_state(state.clone(), security_headers::apply))
-        // 3. Every error response becomes problem+json with the request id.
-        .layer(from_fn_with_state(state.clone(), problem::render))
-        // 4. Unknown Host names are refused before any work is done.
-        .layer(from_fn_with_state(state.clone(), host::check))
+        // 1-4. Request context (id, client IP, trace span, one access-log
+        // line), security headers, problem+json for every error, and the
+        // Host allow-list: see `edge`.
+        .layer(EdgeLayer::new(state.clone()))
         // 5. CORS answers preflights and decorates allowed origins.
         .layer(cors::layer(&config.cors))
         // 6. Bounded request time (408).

@@ -4,14 +4,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::response::Response;
 use gatehouse_core::network;
-use http::{HeaderName, HeaderValue};
-use tracing::Instrument;
+use http::{HeaderName, HeaderValue, Method};
+use tower::{Layer, Service};
+use tracing::Span;
 
 use crate::metrics;
 use crate::middleware::trace_context::{self, TRACEPARENT};
@@ -36,7 +37,7 @@ pub struct RequestContext {
 /// Facts learned after routing, read back for the access log.
 #[derive(Debug, Default)]
 struct Filled {
-    route: OnceLock<String>,
+    route: OnceLock<MatchedPath>,
     user_id: OnceLock<String>,
 }
 
@@ -57,10 +58,24 @@ fn is_valid_request_id(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Outermost layer: assigns the request id, resolves the client, and logs
-/// one line when the response is ready.
-pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// What [`begin`] learned about a request, for [`Started::finish`].
+#[derive(Debug)]
+pub struct Started {
+    at: Instant,
+    request_id: Arc<str>,
+    method: Method,
+    client_ip: Option<IpAddr>,
+    is_https: bool,
+    trace_id: Option<Arc<str>>,
+    span: Span,
+    filled: Arc<Filled>,
+}
+
+/// First thing on every request: assigns the request id, resolves the
+/// client, opens the request span and puts the [`RequestContext`] in the
+/// request's extensions.
+pub fn begin(state: &AppState, req: &mut Request) -> Started {
+    let at = Instant::now();
     let request_id: Arc<str> = match req.headers().get(&X_REQUEST_ID) {
         Some(v) if is_valid_request_id(v.as_bytes()) => {
             Arc::from(String::from_utf8_lossy(v.as_bytes()).as_ref())
@@ -93,60 +108,114 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         .and_then(|v| trace_context::trace_id(v.as_bytes()))
         .map(Arc::from)
         .or_else(|| trace_context::exported_trace_id(&span).map(Arc::from));
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        client_ip,
-        is_https: config.tls.is_some() || forwarded_https,
-        trace_id: trace_id.clone(),
-        filled: Arc::default(),
-    };
-    let filled = ctx.filled.clone();
+    let is_https = config.tls.is_some() || forwarded_https;
+    let filled = Arc::<Filled>::default();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
-    req.extensions_mut().insert(ctx);
-
-    let mut res = next.run(req).instrument(span.clone()).await;
-
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        client_ip,
+        is_https,
+        trace_id: trace_id.clone(),
+        filled: filled.clone(),
+    });
+    Started {
+        at,
+        request_id,
+        method,
+        client_ip,
+        is_https,
+        trace_id,
+        span,
+        filled,
     }
-    let elapsed = started.elapsed();
-    let route = filled
-        .route
-        .get()
-        .map_or(metrics::UNMATCHED_ROUTE, String::as_str);
-    // Metrics are recorded here, next to the access log, so both see every
-    // response (errors and refusals included) with the same route template.
-    metrics::record_request(&method, route, res.status(), elapsed);
-    let status = res.status().as_u16();
-    trace_context::finish_span(&span, &method, route, status);
-    let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    tracing::info!(
-        target: "gatehouse::access",
-        request_id = %request_id,
-        method = %method,
-        route,
-        status,
-        duration_ms,
-        ip = client_ip.map(|ip| ip.to_string()),
-        user_id = filled.user_id.get().map(String::as_str),
-        trace_id = trace_id.as_deref(),
-        "request"
-    );
-    res
+}
+
+impl Started {
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.is_https
+    }
+
+    /// The request's span (disabled unless traces are exported).
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Last thing on every response: echoes the request id, records the
+    /// metrics sample and writes the one access-log line. Both see every
+    /// response (errors and refusals included) with the same route
+    /// template.
+    pub fn finish(self, res: &mut Response) {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        }
+        let elapsed = self.at.elapsed();
+        let route = self
+            .filled
+            .route
+            .get()
+            .map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
+        metrics::record_request(&self.method, route, res.status(), elapsed);
+        let status = res.status().as_u16();
+        trace_context::finish_span(&self.span, &self.method, route, status);
+        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        tracing::info!(
+            target: "gatehouse::access",
+            request_id = %self.request_id,
+            method = %self.method,
+            route,
+            status,
+            duration_ms,
+            ip = self.client_ip.map(|ip| ip.to_string()),
+            user_id = self.filled.user_id.get().map(String::as_str),
+            trace_id = self.trace_id.as_deref(),
+            "request"
+        );
+    }
 }
 
 /// Inner layer (runs after routing): notes the matched route template, so
-/// logs and metrics never carry raw paths with ids.
-pub async fn capture_route(req: Request, next: Next) -> Response {
-    if let (Some(path), Some(ctx)) = (
-        req.extensions().get::<MatchedPath>(),
-        req.extensions().get::<RequestContext>(),
-    ) {
-        let _ = ctx.filled.route.set(path.as_str().to_owned());
+/// logs and metrics never carry raw paths with ids. A plain service, not a
+/// `from_fn` one: it adds no allocation to the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureRouteLayer;
+
+impl<S> Layer<S> for CaptureRouteLayer {
+    type Service = CaptureRoute<S>;
+
+    fn layer(&self, inner: S) -> CaptureRoute<S> {
+        CaptureRoute { inner }
     }
-    next.run(req).await
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureRoute<S> {
+    inner: S,
+}
+
+impl<S: Service<Request>> Service<Request> for CaptureRoute<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> S::Future {
+        if let (Some(path), Some(ctx)) = (
+            req.extensions().get::<MatchedPath>(),
+            req.extensions().get::<RequestContext>(),
+        ) {
+            let _ = ctx.filled.route.set(path.clone());
+        }
+        self.inner.call(req)
+    }
 }
 
 #[cfg(test)]

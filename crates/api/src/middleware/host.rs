@@ -1,8 +1,7 @@
 //! `Host` allow-list: refuses requests for names the service does not serve
 //! (DNS-rebinding and host-header injection defence).
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::network::is_host_allowed;
 use http::StatusCode;
@@ -11,7 +10,8 @@ use http::header::HOST;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The refusal of a request for a host that is not served, if it is one.
+pub fn refusal(state: &AppState, req: &Request) -> Option<Response> {
     // HTTP/2 carries the host in the URI authority instead of a header.
     let host = req
         .headers()
@@ -19,12 +19,14 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     match host {
-        Some(host) if is_host_allowed(host, &state.config().allowed_hosts) => next.run(req).await,
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_host",
-            "The Host header is not allowed",
-        )
-        .into_response(),
+        Some(host) if is_host_allowed(host, &state.config().allowed_hosts) => None,
+        _ => Some(
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_host",
+                "The Host header is not allowed",
+            )
+            .into_response(),
+        ),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod cors;
+pub mod edge;
 pub mod host;
 pub mod problem;
 pub mod rate_limit;

@@ -2,32 +2,25 @@
 //! the request id, and logs the hidden cause of 5xx responses once.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::error::{InternalCause, Problem};
-use crate::middleware::RequestContext;
 use crate::state::AppState;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-pub async fn render(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestContext>()
-        .map(|c| c.request_id.clone());
-    let mut res = next.run(req).await;
+/// Turns an error response into the problem document; other responses pass
+/// unchanged.
+pub fn render(state: &AppState, request_id: &str, mut res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
     let described = res.extensions_mut().remove::<Problem>();
     let cause = res.extensions_mut().remove::<InternalCause>();
-    let request_id = request_id.as_deref().unwrap_or_default();
     if status.is_server_error() {
         match &cause {
             Some(cause) => {

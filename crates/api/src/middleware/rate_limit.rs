@@ -3,15 +3,17 @@
 //! `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft "RateLimit header
 //! fields"); over the limit → 429 `rate_limited` with `Retry-After`.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, Either};
 use gatehouse_core::audit::RequestMeta;
 use gatehouse_core::ratelimit::{Decision, Rate};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use tower::{Layer, Service, ServiceExt};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -60,11 +62,17 @@ fn set_headers(headers: &mut HeaderMap, d: &Decision) {
     headers.insert(RESET.clone(), HeaderValue::from(secs_up(d.reset_after)));
 }
 
-async fn apply(state: AppState, policy: Policy, req: Request, next: Next) -> Response {
+async fn apply<S>(state: AppState, policy: Policy, req: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let next = |req| async move {
+        match inner.oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        }
+    };
     let config = &state.config().rate_limit;
-    if !config.enabled {
-        return next.run(req).await;
-    }
     let rate = match policy {
         Policy::Global => Rate {
             count: config.global_per_minute,
@@ -88,11 +96,11 @@ async fn apply(state: AppState, policy: Policy, req: Request, next: Next) -> Res
             // The shared store falls back to in-process counting by itself;
             // reaching here means no limiter answered: serve, and say so.
             tracing::error!(error = %err, scope = policy.scope(), "rate limiter failed; request not limited");
-            return next.run(req).await;
+            return next(req).await;
         }
     };
     if decision.allowed {
-        let mut res = next.run(req).await;
+        let mut res = next(req).await;
         set_headers(res.headers_mut(), &decision);
         return res;
     }
@@ -119,18 +127,59 @@ async fn apply(state: AppState, policy: Policy, req: Request, next: Next) -> Res
     res
 }
 
-pub async fn global(Extension(state): Extension<AppState>, req: Request, next: Next) -> Response {
-    apply(state, Policy::Global, req, next).await
+/// The global per-IP limit of the API.
+pub const GLOBAL: RateLimitLayer = RateLimitLayer(Policy::Global);
+/// The login limit (password and second-factor steps).
+pub const LOGIN: RateLimitLayer = RateLimitLayer(Policy::Login);
+pub const REGISTER: RateLimitLayer = RateLimitLayer(Policy::Register);
+pub const REFRESH: RateLimitLayer = RateLimitLayer(Policy::Refresh);
+
+/// Applies one policy to the routes it wraps. The state comes from the
+/// request's extensions; with rate limiting off the request goes straight
+/// through, without an allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitLayer(Policy);
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            policy: self.0,
+        }
+    }
 }
 
-pub async fn login(Extension(state): Extension<AppState>, req: Request, next: Next) -> Response {
-    apply(state, Policy::Login, req, next).await
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    policy: Policy,
 }
 
-pub async fn register(Extension(state): Extension<AppState>, req: Request, next: Next) -> Response {
-    apply(state, Policy::Register, req, next).await
-}
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
 
-pub async fn refresh(Extension(state): Extension<AppState>, req: Request, next: Next) -> Response {
-    apply(state, Policy::Refresh, req, next).await
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let state = match req.extensions().get::<AppState>() {
+            Some(state) if state.config().rate_limit.enabled => state.clone(),
+            _ => return Either::Left(self.inner.call(req)),
+        };
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy;
+        Either::Right(Box::pin(async move {
+            Ok(apply(state, policy, req, inner).await)
+        }))
+    }
 }

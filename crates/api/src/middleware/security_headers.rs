@@ -1,7 +1,5 @@
 //! Security headers on every response, errors included (OWASP Secure Headers).
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, REFERRER_POLICY,
@@ -9,7 +7,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::middleware::RequestContext;
 use crate::state::AppState;
 
 static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
@@ -24,7 +21,7 @@ const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// True when the request carries credentials: its response must not be
 /// stored by any cache (RFC 9111 §5.2.2.5).
-fn carries_credentials(headers: &HeaderMap) -> bool {
+pub fn carries_credentials(headers: &HeaderMap) -> bool {
     headers.contains_key(AUTHORIZATION)
         || headers.contains_key(&X_API_KEY)
         || headers.get_all(COOKIE).iter().any(|v| {
@@ -35,13 +32,9 @@ fn carries_credentials(headers: &HeaderMap) -> bool {
         })
 }
 
-pub async fn apply(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let has_credentials = carries_credentials(req.headers());
-    let is_https = req
-        .extensions()
-        .get::<RequestContext>()
-        .is_some_and(|c| c.is_https);
-    let mut res = next.run(req).await;
+/// Sets the headers on a response to a request that came over HTTPS or not,
+/// with credentials or not.
+pub fn apply(state: &AppState, is_https: bool, has_credentials: bool, res: &mut Response) {
     let h = res.headers_mut();
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -72,5 +65,4 @@ pub async fn apply(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     h.remove(http::header::SERVER);
     h.remove("x-powered-by");
-    res
 }

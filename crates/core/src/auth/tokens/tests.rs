@@ -236,3 +236,30 @@ fn eddsa_signs_publishes_jwks_and_keeps_retired_keys() {
         Err(TokenError::UnknownKey)
     );
 }
+
+#[test]
+fn a_token_verified_before_gets_every_per_use_check_again() {
+    let keys = TokenKeys::from_config(&hs_config(SECRET_A)).unwrap();
+    let token = issue(&keys, TokenType::Access);
+    let first = keys.verify(&token, TokenType::Access, NOW).unwrap();
+    // Second use: same claims, from the verified-token cache.
+    assert_eq!(keys.verify(&token, TokenType::Access, NOW).unwrap(), first);
+    assert_eq!(
+        keys.verify(&token, TokenType::Mfa, NOW),
+        Err(TokenError::WrongType)
+    );
+    assert_eq!(
+        keys.verify(&token, TokenType::Access, NOW + time::Duration::hours(1)),
+        Err(TokenError::Expired)
+    );
+    // A look-alike of a cached token is a different token: checked in full.
+    let tampered = tamper(&token, |c| c["role"] = json!("admin"));
+    assert_eq!(
+        keys.verify(&tampered, TokenType::Access, NOW),
+        Err(TokenError::Invalid)
+    );
+    let mut truncated = token.clone();
+    truncated.pop();
+    assert!(keys.verify(&truncated, TokenType::Access, NOW).is_err());
+    assert!(keys.verify(&token, TokenType::Access, NOW).is_ok());
+}
