@@ -3,8 +3,10 @@
 //! port. Every label has a bounded set of values: routes are matched
 //! templates (`/api/v1/users/{id}`), never raw paths.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +17,7 @@ use axum::routing::get;
 use gatehouse_core::audit::{AuditEvent, AuditSink};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, StatusCode};
-use metrics::{Label, Unit};
+use metrics::{Counter, Histogram, Label, Unit};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
@@ -49,6 +51,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the process-wide Prometheus recorder (once; later calls return
 /// the same handle). Until it is installed, recording is a no-op.
@@ -63,6 +66,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)?;
     *slot = Some(handle.clone());
+    INSTALLED.store(true, Ordering::Release);
     describe();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
@@ -93,16 +97,67 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The two series of one (method, route, status), looked up once: building
+/// the label set and finding it in the registry cost more than recording.
+struct RequestSeries {
+    method: &'static str,
+    status: StatusCode,
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// Route template → its series. Bounded like the labels themselves.
+static SERIES: LazyLock<RwLock<HashMap<Box<str>, Vec<RequestSeries>>>> =
+    LazyLock::new(RwLock::default);
+
 /// One served request. `route` is the matched template or
 /// [`UNMATCHED_ROUTE`].
 pub fn record_request(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
-    let labels = vec![
-        Label::new("method", method_label(method)),
+    let method = method_label(method);
+    let seconds = elapsed.as_secs_f64();
+    // Handles are kept only once the recorder is installed: before, they
+    // are no-ops and would stay so.
+    if !INSTALLED.load(Ordering::Acquire) {
+        let labels = request_labels(method, route, status);
+        metrics::counter!(HTTP_REQUESTS, labels.iter()).increment(1);
+        metrics::histogram!(HTTP_DURATION, labels).record(seconds);
+        return;
+    }
+    let find = |series: &HashMap<Box<str>, Vec<RequestSeries>>| {
+        series.get(route).and_then(|list| {
+            list.iter()
+                .find(|s| s.method == method && s.status == status)
+                .map(|s| {
+                    s.requests.increment(1);
+                    s.duration.record(seconds);
+                })
+        })
+    };
+    if find(&SERIES.read().unwrap_or_else(PoisonError::into_inner)).is_some() {
+        return;
+    }
+    let mut series = SERIES.write().unwrap_or_else(PoisonError::into_inner);
+    if find(&series).is_some() {
+        return;
+    }
+    let labels = request_labels(method, route, status);
+    let entry = RequestSeries {
+        method,
+        status,
+        requests: metrics::counter!(HTTP_REQUESTS, labels.iter()),
+        duration: metrics::histogram!(HTTP_DURATION, labels),
+    };
+    entry.requests.increment(1);
+    entry.duration.record(seconds);
+    series.entry(route.into()).or_default().push(entry);
+}
+
+fn request_labels(method: &'static str, route: &str, status: StatusCode) -> Vec<Label> {
+    vec![
+        Label::new("method", method),
         Label::new("route", route.to_owned()),
         Label::new("status", status.as_str().to_owned()),
-    ];
-    metrics::counter!(HTTP_REQUESTS, labels.iter()).increment(1);
-    metrics::histogram!(HTTP_DURATION, labels).record(elapsed.as_secs_f64());
+    ]
 }
 
 /// One security event, by its audit name (`login_failed`, `account_locked`,

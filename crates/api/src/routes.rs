@@ -102,12 +102,17 @@ fn upload_routes(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/v1/files", post(files::upload))
         // Bodies past the upload limit (plus framing) get 413, from
         // Content-Length up front or while a chunked body is read...
-        .layer(RequestBodyLimitLayer::new(
-            max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
-        ))
-        // ...so axum's own 2 MB default for `Multipart` steps aside.
-        .layer(DefaultBodyLimit::disable())
+        .layer(
+            ServiceBuilder::new()
+                // ...so axum's own 2 MB default for `Multipart` steps aside.
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(
+                    max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+                )),
+        )
+        // Limited before any of the body is read.
         .layer(rate_limit::GLOBAL)
+        .layer(context::CaptureRouteLayer)
 }
 
 /// Docs group: the OpenAPI document and the interactive page with its
@@ -130,15 +135,18 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
         routes
     };
     let inner = routes
-        // JSON bodies: refused with 413 from Content-Length up front, or once
-        // a chunked body passes the limit while being read.
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                // The matched route template, for logs and metrics.
+                .layer(context::CaptureRouteLayer)
+                // JSON bodies: refused with 413 from Content-Length up
+                // front, or once a chunked body passes the limit while
+                // being read.
+                .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
+        )
         // Uploads: their own limit, so merged after the JSON one.
         .merge(upload_routes(config.max_upload_bytes))
-        // The state, for route-level middleware built without it.
-        .layer(axum::Extension(state.clone()))
         .fallback(not_found)
-        .layer(context::CaptureRouteLayer)
         .with_state(state.clone());
     // Trailing-slash normalisation must happen before routing, so it wraps
     // the router instead of being one of its layers.

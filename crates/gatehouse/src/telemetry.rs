@@ -22,7 +22,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 /// How long stopping may wait for the last batch of spans to be sent.
@@ -32,6 +31,20 @@ const EXPORT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// exporter when dropped; drop it outside the async runtime (the exporter
 /// blocks while it sends the last batch).
 pub fn init(config: &Config) -> Result<Guard, String> {
+    let (subscriber, provider) = subscriber(config)?;
+    if let Err(err) = tracing::subscriber::set_global_default(subscriber) {
+        eprintln!("logging is already initialised: {err}");
+    }
+    if provider.is_some() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    }
+    Ok(Guard { provider })
+}
+
+type Subscriber = Box<dyn tracing::Subscriber + Send + Sync>;
+
+/// The log writer and, when configured, the trace exporter.
+fn subscriber(config: &Config) -> Result<(Subscriber, Option<SdkTracerProvider>), String> {
     let filter = EnvFilter::try_new(&config.log_level)
         .map_err(|_| format!("LOG_LEVEL: `{}` is not a level or filter", config.log_level))?;
     let logs = match config.log_format {
@@ -47,30 +60,24 @@ pub fn init(config: &Config) -> Result<Guard, String> {
             .boxed(),
     }
     .with_filter(filter.and(filter_fn(|meta| meta.is_event())));
-
-    let provider = match &config.otel_endpoint {
-        Some(endpoint) => Some(tracer_provider(endpoint, &config.otel_service_name)?),
-        None => None,
+    // Not `.with(Option<layer>)`: an absent optional layer declares interest
+    // in every callsite, which would build every span and log field even
+    // when nothing is exported and the level filters them out.
+    let registry = Registry::default().with(logs);
+    let Some(endpoint) = &config.otel_endpoint else {
+        return Ok((Box::new(registry), None));
     };
-    let traces = provider.as_ref().map(|provider| {
-        // Our own spans (requests, database, Redis), not those of libraries.
-        let ours = Targets::new()
-            .with_target("gatehouse", Level::INFO)
-            .with_target("gatehouse_api", Level::INFO)
-            .with_target("gatehouse_store", Level::INFO)
-            .with_target("gatehouse_cache", Level::INFO);
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("gatehouse"))
-            .with_filter(ours.and(filter_fn(|meta| meta.is_span())))
-    });
-    let result = Registry::default().with(logs).with(traces).try_init();
-    if let Err(err) = result {
-        eprintln!("logging is already initialised: {err}");
-    }
-    if provider.is_some() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    }
-    Ok(Guard { provider })
+    let provider = tracer_provider(endpoint, &config.otel_service_name)?;
+    // Our own spans (requests, database, Redis), not those of libraries.
+    let ours = Targets::new()
+        .with_target("gatehouse", Level::INFO)
+        .with_target("gatehouse_api", Level::INFO)
+        .with_target("gatehouse_store", Level::INFO)
+        .with_target("gatehouse_cache", Level::INFO);
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("gatehouse"))
+        .with_filter(ours.and(filter_fn(|meta| meta.is_span())));
+    Ok((Box::new(registry.with(traces)), Some(provider)))
 }
 
 fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
@@ -116,7 +123,48 @@ impl Drop for Guard {
 
 #[cfg(test)]
 mod tests {
-    use super::traces_url;
+    use gatehouse_core::config::Config;
+
+    use super::{subscriber, traces_url};
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("valid test configuration")
+    }
+
+    #[test]
+    fn without_export_spans_and_filtered_logs_cost_nothing() {
+        let (sub, provider) = subscriber(&config(&[("LOG_LEVEL", "warn")])).expect("subscriber");
+        assert!(provider.is_none());
+        tracing::subscriber::with_default(sub, || {
+            assert!(tracing::info_span!("request").is_disabled());
+            assert!(!tracing::event_enabled!(tracing::Level::INFO));
+            assert!(tracing::event_enabled!(tracing::Level::WARN));
+        });
+        // At the default level the log lines are on, the spans still off.
+        let (sub, _) = subscriber(&config(&[])).expect("subscriber");
+        tracing::subscriber::with_default(sub, || {
+            assert!(tracing::info_span!("request").is_disabled());
+            assert!(tracing::event_enabled!(tracing::Level::INFO));
+        });
+    }
+
+    #[test]
+    fn with_export_our_spans_are_recorded() {
+        let vars = [
+            ("LOG_LEVEL", "warn"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ];
+        let (sub, provider) = subscriber(&config(&vars)).expect("subscriber");
+        tracing::subscriber::with_default(sub, || {
+            assert!(!tracing::info_span!("request").is_disabled());
+            assert!(
+                !tracing::event_enabled!(tracing::Level::INFO),
+                "logs still at warn"
+            );
+        });
+        drop(provider);
+    }
 
     #[test]
     fn the_traces_path_is_appended_to_the_base_url() {

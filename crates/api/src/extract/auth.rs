@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for Auth {
             },
         };
         if let Some(ctx) = parts.extensions.get::<RequestContext>() {
-            ctx.set_user_id(principal.id().to_string());
+            ctx.set_user_id(principal.id());
         }
         Ok(Self(principal))
     }

@@ -13,6 +13,7 @@ use gatehouse_core::network;
 use http::{HeaderName, HeaderValue, Method};
 use tower::{Layer, Service};
 use tracing::Span;
+use uuid::Uuid;
 
 use crate::metrics;
 use crate::middleware::trace_context::{self, TRACEPARENT};
@@ -38,13 +39,13 @@ pub struct RequestContext {
 #[derive(Debug, Default)]
 struct Filled {
     route: OnceLock<MatchedPath>,
-    user_id: OnceLock<String>,
+    user_id: OnceLock<Uuid>,
 }
 
 impl RequestContext {
     /// Records the authenticated user for the access log.
-    pub fn set_user_id(&self, user_id: impl Into<String>) {
-        let _ = self.filled.user_id.set(user_id.into());
+    pub fn set_user_id(&self, user_id: Uuid) {
+        let _ = self.filled.user_id.set(user_id);
     }
 }
 
@@ -63,6 +64,7 @@ fn is_valid_request_id(value: &[u8]) -> bool {
 pub struct Started {
     at: Instant,
     request_id: Arc<str>,
+    request_id_header: Option<HeaderValue>,
     method: Method,
     client_ip: Option<IpAddr>,
     is_https: bool,
@@ -110,8 +112,10 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
         .or_else(|| trace_context::exported_trace_id(&span).map(Arc::from));
     let is_https = config.tls.is_some() || forwarded_https;
     let filled = Arc::<Filled>::default();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        req.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    // Made once: echoed on the request (for handlers) and the response.
+    let request_id_header = HeaderValue::from_str(&request_id).ok();
+    if let Some(v) = &request_id_header {
+        req.headers_mut().insert(X_REQUEST_ID.clone(), v.clone());
     }
     req.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
@@ -123,6 +127,7 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
     Started {
         at,
         request_id,
+        request_id_header,
         method,
         client_ip,
         is_https,
@@ -151,7 +156,7 @@ impl Started {
     /// response (errors and refusals included) with the same route
     /// template.
     pub fn finish(self, res: &mut Response) {
-        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+        if let Some(v) = self.request_id_header {
             res.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
         let elapsed = self.at.elapsed();
@@ -172,7 +177,7 @@ impl Started {
             status,
             duration_ms,
             ip = self.client_ip.map(|ip| ip.to_string()),
-            user_id = self.filled.user_id.get().map(String::as_str),
+            user_id = self.filled.user_id.get().map(tracing::field::display),
             trace_id = self.trace_id.as_deref(),
             "request"
         );

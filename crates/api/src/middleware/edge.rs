@@ -87,6 +87,8 @@ where
     B::Error: Into<BoxError>,
 {
     let started = context::begin(&state, &mut req);
+    // For route-level layers built without the state (rate limits).
+    req.extensions_mut().insert(state.clone());
     let credentials = security_headers::carries_credentials(req.headers());
     let res = match host::refusal(&state, &req) {
         Some(refused) => refused,
