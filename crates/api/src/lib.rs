@@ -14,18 +14,18 @@ pub mod state;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
+use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, FieldError};
-pub use routes::{app, build, routes};
+pub use routes::{App, app, build, routes};
 pub use state::{AppState, Services};
 
 /// Serves `app` on an already-bound listener until `shutdown` completes, then
 /// stops accepting and lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(

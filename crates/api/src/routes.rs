@@ -8,19 +8,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::StatusCode;
 use tower::{Layer, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use tower_http::cors::Cors;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::timeout::{Timeout, TimeoutLayer};
 
 use crate::error::ApiError;
 use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
-use crate::middleware::edge::EdgeLayer;
+use crate::middleware::edge::{Edge, EdgeLayer};
 use crate::middleware::{context, cors, rate_limit};
 use crate::state::AppState;
 
+/// The application as served: the middleware stack around the router.
+pub type App = Edge<Cors<Timeout<CatchPanic<NormalizePath<Router>, PanicHandler>>>>;
+
+type PanicHandler = fn(Box<dyn Any + Send + 'static>) -> Response;
+
 /// The application: every route of the contract behind the full stack.
-pub fn app(state: AppState) -> Router {
+pub fn app(state: AppState) -> App {
     build(state, routes())
 }
 
@@ -127,7 +133,7 @@ pub fn docs_routes() -> Router<AppState> {
 
 /// Wraps `routes` in the middleware stack. Public so tests can mount extra
 /// routes behind exactly the production stack.
-pub fn build(state: AppState, routes: Router<AppState>) -> Router {
+pub fn build(state: AppState, routes: Router<AppState>) -> App {
     let config = state.config();
     let routes = if config.docs_enabled {
         routes.merge(docs_routes())
@@ -153,7 +159,7 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
     let normalized = NormalizePathLayer::trim_trailing_slash().layer(inner);
 
     // Outermost first.
-    let stack = ServiceBuilder::new()
+    ServiceBuilder::new()
         // 1-4. Request context (id, client IP, trace span, one access-log
         // line), security headers, problem+json for every error, and the
         // Host allow-list: see `edge`.
@@ -166,9 +172,8 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
             config.request_timeout,
         ))
         // 7. A panic becomes an opaque 500, never a dropped connection.
-        .layer(CatchPanicLayer::custom(panic_response))
-        .service(normalized);
-    Router::new().fallback_service(stack)
+        .layer(CatchPanicLayer::custom(panic_response as PanicHandler))
+        .service(normalized)
 }
 
 async fn not_found() -> ApiError {

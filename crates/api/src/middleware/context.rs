@@ -82,7 +82,10 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
         Some(v) if is_valid_request_id(v.as_bytes()) => {
             Arc::from(String::from_utf8_lossy(v.as_bytes()).as_ref())
         }
-        _ => Arc::from(uuid::Uuid::now_v7().to_string()),
+        _ => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            Arc::from(&*Uuid::now_v7().hyphenated().encode_lower(&mut buf))
+        }
     };
     let config = state.config();
     let peer = req

@@ -144,7 +144,7 @@ impl TestDb {
 
 /// The real app on a real database.
 pub struct TestApp {
-    pub router: Router,
+    pub router: gatehouse_api::App,
     #[allow(dead_code, reason = "for tests that reach services directly")]
     pub state: AppState,
     pub db: TestDb,

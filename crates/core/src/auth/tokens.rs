@@ -252,7 +252,7 @@ impl TokenKeys {
         token: &str,
         expected: TokenType,
         now: OffsetDateTime,
-    ) -> Result<Claims, TokenError> {
+    ) -> Result<Arc<Claims>, TokenError> {
         let claims = match self.verified.get(token) {
             Some(claims) => claims,
             None => {
@@ -271,7 +271,7 @@ impl TokenKeys {
         if claims.iat > now + CLOCK_SKEW_SECS {
             return Err(TokenError::Invalid);
         }
-        Ok(Claims::clone(&claims))
+        Ok(claims)
     }
 
     /// The checks that depend on the token alone: algorithm, key id,

@@ -690,7 +690,7 @@ impl AuthService {
         }
         Ok(Principal {
             user,
-            jti: claims.jti,
+            jti: claims.jti.clone(),
             expires_at: claims.exp,
             session_id,
             api_key: None,

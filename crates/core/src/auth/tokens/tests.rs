@@ -229,7 +229,7 @@ fn eddsa_signs_publishes_jwks_and_keeps_retired_keys() {
         .unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid;
-    let claims: Claims = current.verify(&old_token, TokenType::Access, NOW).unwrap();
+    let claims = current.verify(&old_token, TokenType::Access, NOW).unwrap();
     let confused = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&x)).unwrap();
     assert_eq!(
         current.verify(&confused, TokenType::Access, NOW),
