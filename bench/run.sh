@@ -3,7 +3,7 @@
 # in the same run, on the same cores, and writes the results into
 # BENCHMARKS.md (between the bench:results markers). See BENCHMARKS.md.
 #
-#   bash bench/run.sh                      # full run, ~2.5 minutes
+#   bash bench/run.sh                      # full run, ~7 minutes
 #   bash bench/run.sh --duration 3 --warmup 1 --output /tmp/bench.md   # smoke run
 #
 # Every load run is bounded by wrk -d; traffic goes to 127.0.0.1 only; every
@@ -17,6 +17,8 @@ Usage: bash bench/run.sh [options]
 Options (each also settable through the environment variable shown):
   --duration SECS      measured seconds per wrk run          (BENCH_DURATION, 15)
   --warmup SECS        unmeasured warm-up before each run, 0 = none (BENCH_WARMUP, 2)
+  --rounds N           rounds of the flood, me and health scenarios; the
+                       median round decides                  (BENCH_ROUNDS, 3)
   --scenarios LIST     comma list of login,flood,me,health   (BENCH_SCENARIOS, all)
   --output FILE        markdown file to write results into   (BENCH_OUTPUT, BENCHMARKS.md)
   --raw-dir DIR        keep raw wrk outputs and server logs  (BENCH_RAW_DIR, none)
@@ -44,6 +46,7 @@ bench_dir="$root/bench"
 
 duration=${BENCH_DURATION:-15}
 warmup=${BENCH_WARMUP:-2}
+rounds=${BENCH_ROUNDS:-3}
 scenarios=${BENCH_SCENARIOS:-login,flood,me,health}
 output=${BENCH_OUTPUT:-$root/BENCHMARKS.md}
 raw_dir=${BENCH_RAW_DIR:-}
@@ -54,6 +57,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --duration) duration=${2:?--duration needs a value}; shift 2 ;;
     --warmup) warmup=${2:?--warmup needs a value}; shift 2 ;;
+    --rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
     --scenarios) scenarios=${2:?--scenarios needs a value}; shift 2 ;;
     --output) output=${2:?--output needs a value}; shift 2 ;;
     --raw-dir) raw_dir=${2:?--raw-dir needs a value}; shift 2 ;;
@@ -91,6 +95,9 @@ die() {
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 duration=${duration%s}
 warmup=${warmup%s}
+if ! is_uint "$rounds" || ((rounds == 0)); then
+  die "--rounds must be a whole number > 0"
+fi
 if ! is_uint "$duration" || ((duration == 0)); then
   die "--duration must be a whole number of seconds > 0"
 fi
@@ -316,6 +323,38 @@ jget() {
 calc() { awk "BEGIN { printf \"%.6f\", ($1) }"; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
+# median N...: the middle value (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# list_ms US...: microseconds as "a / b / c" milliseconds.
+list_ms() {
+  local out="" v
+  for v in "$@"; do out+="${out:+ / }$(ms "$v")"; done
+  echo "$out"
+}
+
+# compared NAME: sets c_ratio (the median of the rounds' ratios), c_rps and
+# c_base (gatehouse's and the baseline's req/s in that round), c_list (every
+# ratio, in round order) and c_bad (non-2xx answers over all rounds).
+compared() {
+  local name=$1 r g b ratio best=""
+  local -a ratios=()
+  c_bad=0 c_list=""
+  for ((r = 1; r <= rounds; r++)); do
+    g=$(jget "$tmp/gh-$name-r$r.json" ok_rps)
+    b=$(jget "$tmp/bl-$name-r$r.json" ok_rps)
+    c_bad=$((c_bad + $(jget "$tmp/gh-$name-r$r.json" non2xx)))
+    ratio=$(calc "$b > 0 ? $g / $b : 0")
+    ratios+=("$ratio")
+    c_list+="${c_list:+ / }$(fmt "$ratio" %.3f)"
+  done
+  c_ratio=$(median "${ratios[@]}")
+  # The round the median comes from, for its absolute numbers.
+  for ((r = 1; r <= rounds; r++)); do
+    [[ -z $best && ${ratios[r - 1]} == "$c_ratio" ]] && best=$r
+  done
+  c_rps=$(jget "$tmp/gh-$name-r$best.json" ok_rps)
+  c_base=$(jget "$tmp/bl-$name-r$best.json" ok_rps)
+}
 
 run_bg_wrk() {
   # run_bg_wrk NAME CONNS THREADS SECS LUA URL: starts wrk, sets wrk_pid.
@@ -427,21 +466,48 @@ create_account() {
 }
 
 scenario_flood() {
-  # 64 connections flood /login while one connection probes /health; the
-  # probe runs strictly inside the flood (starts after the warm-up lead,
-  # ends before the flood does).
+  # scenario_flood ROUND: 64 connections flood /login while one connection
+  # probes /health; the probe runs strictly inside the flood (starts after
+  # the warm-up lead, ends before the flood does).
+  local r=$1
   local lead=$((warmup > 0 ? warmup : 1))
   local flood_secs=$((duration + 2 * lead))
-  log "wrk flood: -c$flood_conns on /login for ${flood_secs}s, -c$probe_conns on /health for ${duration}s"
-  run_bg_wrk flood-login "$flood_conns" "$wrk_threads" "$flood_secs" login.lua \
+  log "wrk flood (round $r): -c$flood_conns on /login for ${flood_secs}s, -c$probe_conns on /health for ${duration}s"
+  run_bg_wrk "flood-login-r$r" "$flood_conns" "$wrk_threads" "$flood_secs" login.lua \
     "http://127.0.0.1:$gh_port/api/v1/auth/login"
   local flood_pid=$wrk_pid
   sleep "$lead"
-  run_bg_wrk flood-health "$probe_conns" 1 "$duration" health.lua \
+  run_bg_wrk "flood-health-r$r" "$probe_conns" 1 "$duration" health.lua \
     "http://127.0.0.1:$gh_port/health"
   local probe_pid=$wrk_pid
-  finish_wrk flood-health "$probe_pid"
-  finish_wrk flood-login "$flood_pid"
+  finish_wrk "flood-health-r$r" "$probe_pid"
+  finish_wrk "flood-login-r$r" "$flood_pid"
+}
+
+start_baseline() {
+  bl_port=$(free_port "$gh_port")
+  log "starting baseline-server on 127.0.0.1:$bl_port (cores $server_cpus, $server_cores worker(s))"
+  "${pin_server[@]}" "$baseline_bin" --addr "127.0.0.1:$bl_port" --workers "$server_cores" \
+    >"$tmp/baseline.log" 2>&1 &
+  bl_pid=$!
+  track "$bl_pid"
+  wait_http "http://127.0.0.1:$bl_port/health" "$bl_pid" "$tmp/baseline.log"
+}
+
+# compare NAME CONNS LUA PATH: one round per `rounds`, each a gatehouse run
+# and a baseline run back to back, alternating which goes first, so drift
+# in the machine's speed falls on both sides of every ratio.
+compare() {
+  local name=$1 conns=$2 lua=$3 path=$4 r
+  for ((r = 1; r <= rounds; r++)); do
+    if ((r % 2 == 1)); then
+      run_wrk "gh-$name-r$r" "$conns" "$lua" "http://127.0.0.1:$gh_port$path"
+      run_wrk "bl-$name-r$r" "$conns" "$lua" "http://127.0.0.1:$bl_port$path"
+    else
+      run_wrk "bl-$name-r$r" "$conns" "$lua" "http://127.0.0.1:$bl_port$path"
+      run_wrk "gh-$name-r$r" "$conns" "$lua" "http://127.0.0.1:$gh_port$path"
+    fi
+  done
 }
 
 # -------------------------------------------------------------------- run ---
@@ -454,11 +520,22 @@ if wants login || wants flood || wants me || wants health; then
   if needs_account; then
     create_account
   fi
-  wants health && run_wrk gh-health "$health_conns" health.lua "http://127.0.0.1:$gh_port/health"
-  wants me && run_wrk gh-me "$me_conns" me.lua "http://127.0.0.1:$gh_port/api/v1/users/me"
+  # The baseline waits, idle, on the same cores while gatehouse is measured
+  # (and the other way round): an idle server takes no CPU.
+  if wants me || wants health; then
+    start_baseline
+  fi
+  wants health && compare health "$health_conns" health.lua /health
+  wants me && compare me "$me_conns" me.lua /api/v1/users/me
+  if wants me || wants health; then
+    stop_pid "$bl_pid"
+    log "baseline-server stopped"
+  fi
   wants login && run_wrk gh-login "$login_conns" login.lua \
     "http://127.0.0.1:$gh_port/api/v1/auth/login"
-  wants flood && scenario_flood
+  if wants flood; then
+    for ((r = 1; r <= rounds; r++)); do scenario_flood "$r"; done
+  fi
   if ! kill -0 "$gh_pid" 2>/dev/null; then
     tail -n 20 "$tmp/gatehouse.log" >&2 || true
     die "gatehouse exited during the run (its last log lines are above)"
@@ -483,18 +560,6 @@ if wants login; then
   log "  argon2-rate: $(jget "$tmp/argon2.json" hashes_per_sec) hashes/s"
 fi
 
-if wants me || wants health; then
-  bl_port=$(free_port)
-  log "starting baseline-server on 127.0.0.1:$bl_port (cores $server_cpus, $server_cores worker(s))"
-  "${pin_server[@]}" "$baseline_bin" --addr "127.0.0.1:$bl_port" --workers "$server_cores" \
-    >"$tmp/baseline.log" 2>&1 &
-  bl_pid=$!
-  track "$bl_pid"
-  wait_http "http://127.0.0.1:$bl_port/health" "$bl_pid" "$tmp/baseline.log"
-  wants health && run_wrk bl-health "$health_conns" health.lua "http://127.0.0.1:$bl_port/health"
-  wants me && run_wrk bl-me "$me_conns" me.lua "http://127.0.0.1:$bl_port/api/v1/users/me"
-  stop_pid "$bl_pid"
-fi
 
 # ---------------------------------------------------------------- report ---
 
@@ -543,11 +608,11 @@ results=$tmp/results.md
   echo "| kernel | $(uname -r) |"
   echo "| toolchain | $rustc_version, release profile |"
   echo "| load generator | $wrk_version, $client_note, $wrk_threads thread(s) |"
-  echo "| server cores | \`taskset -c $server_cpus\` ($server_cores core(s)): gatehouse, baseline-server and argon2-rate, one after another |"
+  echo "| server cores | \`taskset -c $server_cpus\` ($server_cores core(s)): gatehouse and baseline-server side by side (only one under load at a time), then argon2-rate alone |"
   echo "| tokio workers | $server_cores (gatehouse via TOKIO_WORKER_THREADS, baseline via --workers) |"
   echo "| Argon2id | m=$argon2_memory KiB, t=$argon2_time, p=$argon2_parallelism, 32-byte hash, 16-byte salt; ARGON2_MAX_CONCURRENT: $max_conc_note |"
   echo "| database | $db_note |"
-  echo "| runs | ${duration} s measured each, ${warmup} s warm-up before each; wrk --timeout $wrk_timeout |"
+  echo "| runs | ${duration} s measured each, ${warmup} s warm-up before each; wrk --timeout $wrk_timeout; $rounds round(s) of flood, /users/me and /health (gatehouse and baseline back to back, alternating order), the median round decides |"
   echo "| connections | login $login_conns; flood $flood_conns on /login + $probe_conns on /health; /users/me $me_conns; /health $health_conns |"
   echo
   echo "### Targets"
@@ -565,29 +630,28 @@ results=$tmp/results.md
     echo "| 1 | login throughput | not run | | | ≥ 0.9 | |"
   fi
   if wants flood; then
-    p99=$(jget "$tmp/flood-health.json" lat_p99_us)
-    f_bad=$(jget "$tmp/flood-health.json" non2xx)
-    f_to=$(jget "$tmp/flood-health.json" timeouts)
+    p99s=() f_bad=0 f_to=0
+    for ((r = 1; r <= rounds; r++)); do
+      p99s+=("$(jget "$tmp/flood-health-r$r.json" lat_p99_us)")
+      f_bad=$((f_bad + $(jget "$tmp/flood-health-r$r.json" non2xx)))
+      f_to=$((f_to + $(jget "$tmp/flood-health-r$r.json" timeouts)))
+    done
+    p99=$(median "${p99s[@]}")
     verdict "$p99 < 5000 && $f_to == 0" "$f_bad"
-    echo "| 2 | \`GET /health\` p99 latency while $flood_conns connections flood \`/login\` | $(ms "$p99") ms | — | — | < 5 ms | $result |"
+    echo "| 2 | \`GET /health\` p99 latency while $flood_conns connections flood \`/login\` (median of $rounds rounds: $(list_ms "${p99s[@]}") ms) | $(ms "$p99") ms | — | — | < 5 ms | $result |"
   else
     echo "| 2 | \`/health\` p99 under a login flood | not run | | | < 5 ms | |"
   fi
   if wants me; then
-    m_rps=$(jget "$tmp/gh-me.json" ok_rps)
-    m_bad=$(jget "$tmp/gh-me.json" non2xx)
-    b_rps=$(jget "$tmp/bl-me.json" ok_rps)
-    m_ratio=$(calc "$b_rps > 0 ? $m_rps / $b_rps : 0")
-    verdict "$m_ratio >= 0.5" "$m_bad"
-    echo "| 3 | \`GET /api/v1/users/me\` throughput (valid Bearer token) | $(fmt "$m_rps" %.0f) req/s | $(fmt "$b_rps" %.0f) req/s, bare axum handler | $(fmt "$m_ratio" %.3f) | ≥ 0.5 | $result |"
+    compared me
+    verdict "$c_ratio >= 0.5" "$c_bad"
+    echo "| 3 | \`GET /api/v1/users/me\` throughput (valid Bearer token; median of $rounds rounds, ratios $c_list) | $(fmt "$c_rps" %.0f) req/s | $(fmt "$c_base" %.0f) req/s, bare axum handler | $(fmt "$c_ratio" %.3f) | ≥ 0.5 | $result |"
   else
     echo "| 3 | \`/users/me\` throughput | not run | | | ≥ 0.5 | |"
   fi
   if wants health; then
-    h_rps=$(jget "$tmp/gh-health.json" ok_rps)
-    bh_rps=$(jget "$tmp/bl-health.json" ok_rps)
-    h_ratio=$(calc "$bh_rps > 0 ? $h_rps / $bh_rps : 0")
-    echo "| i | \`GET /health\` throughput (informational: middleware cost) | $(fmt "$h_rps" %.0f) req/s | $(fmt "$bh_rps" %.0f) req/s, bare axum handler | $(fmt "$h_ratio" %.3f) | — | — |"
+    compared health
+    echo "| i | \`GET /health\` throughput (informational: middleware cost; median of $rounds rounds, ratios $c_list) | $(fmt "$c_rps" %.0f) req/s | $(fmt "$c_base" %.0f) req/s, bare axum handler | $(fmt "$c_ratio" %.3f) | — | — |"
   fi
   echo
   echo "### Raw numbers"
@@ -600,12 +664,18 @@ results=$tmp/results.md
     echo "| $name | $server | \`$path\`$note | $conns | $(fmt "$(jget "$f" duration_s)" %.1f) | $(jget "$f" requests) | $(fmt "$(jget "$f" ok_rps)" %.2f) | $(jget "$f" non2xx) | $(jget "$f" connect_errors)/$(jget "$f" read_errors)/$(jget "$f" write_errors) | $(jget "$f" timeouts) | $(ms "$(jget "$f" lat_p50_us)") | $(ms "$(jget "$f" lat_p90_us)") | $(ms "$(jget "$f" lat_p99_us)") | $(ms "$(jget "$f" lat_max_us)") |"
   }
   row gh-login gatehouse /api/v1/auth/login "" "$login_conns"
-  row flood-login gatehouse /api/v1/auth/login " (the flood)" "$flood_conns"
-  row flood-health gatehouse /health " (probe during the flood)" "$probe_conns"
-  row gh-me gatehouse /api/v1/users/me "" "$me_conns"
-  row bl-me baseline-server /api/v1/users/me "" "$me_conns"
-  row gh-health gatehouse /health "" "$health_conns"
-  row bl-health baseline-server /health "" "$health_conns"
+  for ((r = 1; r <= rounds; r++)); do
+    row "flood-login-r$r" gatehouse /api/v1/auth/login " (the flood)" "$flood_conns"
+    row "flood-health-r$r" gatehouse /health " (probe during the flood)" "$probe_conns"
+  done
+  for ((r = 1; r <= rounds; r++)); do
+    row "gh-me-r$r" gatehouse /api/v1/users/me "" "$me_conns"
+    row "bl-me-r$r" baseline-server /api/v1/users/me "" "$me_conns"
+  done
+  for ((r = 1; r <= rounds; r++)); do
+    row "gh-health-r$r" gatehouse /health "" "$health_conns"
+    row "bl-health-r$r" baseline-server /health "" "$health_conns"
+  done
   if [[ -s $tmp/argon2.json ]]; then
     echo
     echo "argon2-rate (\`taskset -c $server_cpus\`):"
