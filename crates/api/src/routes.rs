@@ -9,7 +9,6 @@ use axum::routing::{delete, get, post};
 use http::StatusCode;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
-use tower_http::cors::Cors;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::timeout::{Timeout, TimeoutLayer};
@@ -21,7 +20,7 @@ use crate::middleware::{context, cors, rate_limit};
 use crate::state::AppState;
 
 /// The application as served: the middleware stack around the router.
-pub type App = Edge<Cors<Timeout<CatchPanic<NormalizePath<Router>, PanicHandler>>>>;
+pub type App = Edge<Timeout<CatchPanic<NormalizePath<Router>, PanicHandler>>>;
 
 type PanicHandler = fn(Box<dyn Any + Send + 'static>) -> Response;
 
@@ -162,10 +161,10 @@ pub fn build(state: AppState, routes: Router<AppState>) -> App {
     ServiceBuilder::new()
         // 1-4. Request context (id, client IP, trace span, one access-log
         // line), security headers, problem+json for every error, and the
-        // Host allow-list: see `edge`.
-        .layer(EdgeLayer::new(state.clone()))
-        // 5. CORS answers preflights and decorates allowed origins.
-        .layer(cors::layer(&config.cors))
+        // Host allow-list; then
+        // 5. CORS, which answers preflights and decorates allowed origins:
+        // see `edge`.
+        .layer(EdgeLayer::new(state.clone(), cors::layer(&config.cors)))
         // 6. Bounded request time (408).
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -1,7 +1,13 @@
 //! CORS policy built from configuration.
 
+use std::convert::Infallible;
+
+use axum::body::Body;
+use futures_util::FutureExt as _;
 use gatehouse_core::config::CorsConfig;
-use http::{HeaderName, HeaderValue, Method};
+use http::header::VARY;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
+use tower::{Layer, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Headers browsers may read from responses.
@@ -47,4 +53,33 @@ pub fn layer(config: &CorsConfig) -> CorsLayer {
         .allow_credentials(config.allow_credentials)
         .max_age(config.max_age)
         .expose_headers(EXPOSED.map(HeaderName::from_static))
+}
+
+/// The headers `layer` adds to the response to a request that is not a
+/// preflight and carries no `Origin`: found by running the layer itself
+/// once over a request like that, so they are exactly the layer's.
+pub fn headers_without_origin(layer: &CorsLayer) -> HeaderMap {
+    let probe = layer.layer(tower::service_fn(|_: Request<Body>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+    }));
+    let request = Request::new(Body::empty());
+    match probe.oneshot(request).now_or_never() {
+        Some(Ok(response)) => response.into_parts().0.headers,
+        // The layer answers at once for a request without an origin; if a
+        // future version ever did not, no request would skip it.
+        None | Some(Err(_)) => HeaderMap::new(),
+    }
+}
+
+/// Adds headers from [`headers_without_origin`] the way the layer does:
+/// `Vary` appended to any already there, the others replacing.
+pub fn add_headers(cors: &HeaderMap, res: &mut Response<Body>) {
+    let headers = res.headers_mut();
+    for (name, value) in cors {
+        if name == VARY {
+            headers.append(name, value.clone());
+        } else {
+            headers.insert(name, value.clone());
+        }
+    }
 }

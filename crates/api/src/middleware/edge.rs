@@ -6,7 +6,9 @@
 //! 3. problem+json for every error response — [`problem`];
 //! 4. the `Host` allow-list — [`host`];
 //!
-//! then the inner stack (CORS, timeout, panic catching, routing). One hand
+//! then CORS (skipped, with the same headers added, for requests that
+//! carry no `Origin`) and the inner stack (timeout, panic catching,
+//! routing). One hand
 //! written service instead of four `from_fn` layers: each of those boxes the
 //! rest of the stack and clones it on every request, which cost more than
 //! all the work they do.
@@ -14,27 +16,38 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::response::Response;
+use http::header::ORIGIN;
+use http::{HeaderMap, Method};
 use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{Cors, CorsLayer};
 use tracing::Instrument;
 
-use crate::middleware::{context, host, problem, security_headers};
+use crate::middleware::{context, cors, host, problem, security_headers};
 use crate::state::AppState;
 
-/// Wraps the inner stack in [`Edge`].
+/// Wraps the inner stack in CORS and [`Edge`].
 #[derive(Debug, Clone)]
 pub struct EdgeLayer {
     state: AppState,
+    cors: CorsLayer,
+    plain_cors: Arc<HeaderMap>,
 }
 
 impl EdgeLayer {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(state: AppState, cors: CorsLayer) -> Self {
+        let plain_cors = Arc::new(cors::headers_without_origin(&cors));
+        Self {
+            state,
+            cors,
+            plain_cors,
+        }
     }
 }
 
@@ -44,22 +57,36 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             state: self.state.clone(),
-            inner,
+            inner: self.cors.layer(inner),
+            plain_cors: self.plain_cors.clone(),
         }
     }
 }
 
+/// The edge around CORS around `S`.
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
     state: AppState,
-    inner: S,
+    inner: Cors<S>,
+    /// What CORS adds to a response to a request without `Origin` (not a
+    /// preflight): computed once by the CORS layer itself, so a request
+    /// from a non-browser client skips the layer, which clones its whole
+    /// policy for every request, and still gets the very same headers.
+    plain_cors: Arc<HeaderMap>,
+}
+
+/// The service a request goes on to.
+enum Next<S> {
+    /// Boxed: the policy is large and this is the less common path.
+    Cors(Box<Cors<S>>),
+    Plain(S, Arc<HeaderMap>),
 }
 
 impl<S, B> Service<Request> for Edge<S>
 where
     S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
+    B: HttpBody<Data = Bytes> + Default + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Response = Response;
@@ -73,32 +100,53 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         // The clone that was made ready is the one that serves (tower's
         // usual swap), the fresh clone waits for the next request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let next = if req.method() != Method::OPTIONS && !req.headers().contains_key(ORIGIN) {
+            let clone = self.inner.get_ref().clone();
+            let inner = std::mem::replace(self.inner.get_mut(), clone);
+            Next::Plain(inner, self.plain_cors.clone())
+        } else {
+            let clone = self.inner.clone();
+            Next::Cors(Box::new(std::mem::replace(&mut self.inner, clone)))
+        };
         let state = self.state.clone();
-        Box::pin(async move { Ok(handle(state, inner, req).await) })
+        Box::pin(async move { Ok(handle(state, next, req).await) })
     }
 }
 
-async fn handle<S, B>(state: AppState, inner: S, mut req: Request) -> Response
+async fn handle<S, B>(state: AppState, next: Next<S>, mut req: Request) -> Response
 where
     S: Service<Request, Response = http::Response<B>, Error = Infallible>,
-    B: HttpBody<Data = Bytes> + Send + 'static,
+    B: HttpBody<Data = Bytes> + Default + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let started = context::begin(&state, &mut req);
     // For route-level layers built without the state (rate limits).
     req.extensions_mut().insert(state.clone());
     let credentials = security_headers::carries_credentials(req.headers());
-    let res = match host::refusal(&state, &req) {
-        Some(refused) => refused,
-        None => match inner.oneshot(req).instrument(started.span().clone()).await {
-            Ok(res) => res.map(Body::new),
-            Err(never) => match never {},
-        },
+    let span = started.span().clone();
+    let res = match (host::refusal(&state, &req), next) {
+        (Some(refused), _) => refused,
+        (None, Next::Cors(inner)) => run(*inner, req).instrument(span).await,
+        (None, Next::Plain(inner, plain_cors)) => {
+            let mut res = run(inner, req).instrument(span).await;
+            cors::add_headers(&plain_cors, &mut res);
+            res
+        }
     };
     let mut res = problem::render(&state, started.request_id(), res);
     security_headers::apply(&state, started.is_https(), credentials, &mut res);
     started.finish(&mut res);
     res
+}
+
+async fn run<S, B>(inner: S, req: Request) -> Response
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match inner.oneshot(req).await {
+        Ok(res) => res.map(Body::new),
+        Err(never) => match never {},
+    }
 }

@@ -92,3 +92,50 @@ async fn simple_request_from_listed_origin_exposes_headers() {
         "{exposed}"
     );
 }
+
+/// The CORS headers of a response, as (name, value) pairs in order.
+fn cors_headers(res: &crate::harness::TestResponse) -> Vec<(String, String)> {
+    res.headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("access-control-") || *name == "vary")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Requests without `Origin` skip the CORS layer (a fast path) but must get
+/// exactly what it would have added: the same as for an origin it does not
+/// allow, which still goes through it.
+#[tokio::test]
+async fn requests_without_origin_get_the_layers_own_headers() {
+    for vars in [
+        &[][..],
+        &[("CORS_ORIGINS", "*"), ("CORS_ALLOW_CREDENTIALS", "false")][..],
+    ] {
+        let app = TestApp::with(&Backend::Sqlite, vars, Default::default()).await;
+        let get = |origin: Option<&str>| {
+            let mut req = Request::get("/health");
+            if let Some(origin) = origin {
+                req = req.header("origin", origin);
+            }
+            req.body(Body::empty()).unwrap()
+        };
+        let plain = app.send(get(None)).await;
+        let foreign = app.send(get(Some("https://evil.example"))).await;
+        assert_eq!(plain.status, StatusCode::OK);
+        assert_eq!(cors_headers(&plain), cors_headers(&foreign), "{vars:?}");
+        assert_eq!(
+            plain.header("vary"),
+            Some("origin, access-control-request-method, access-control-request-headers")
+        );
+        assert!(plain.header("access-control-expose-headers").is_some());
+        if vars.is_empty() {
+            assert_eq!(
+                plain.header("access-control-allow-credentials"),
+                Some("true")
+            );
+            assert!(plain.header("access-control-allow-origin").is_none());
+        } else {
+            assert_eq!(plain.header("access-control-allow-origin"), Some("*"));
+        }
+    }
+}
