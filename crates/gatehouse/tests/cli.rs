@@ -7,26 +7,14 @@
     reason = "test code fails loudly"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod support;
+
+use std::process::Stdio;
+
+use support::{gatehouse, serve};
 
 const SECRET: &str = "cli-test-secret-0123456789-abcdefghijkl";
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-/// The binary with a clean environment inside a fresh directory (so no
-/// developer `.env` or `./data` is picked up).
-fn gatehouse(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    cmd.current_dir(dir).env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd
-}
 
 #[test]
 fn bad_settings_stop_startup_with_one_line_per_variable() {
@@ -201,40 +189,9 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         ("JWT_SECRET_KEY", SECRET),
     ];
     vars.extend(FAST_ARGON2);
-    let mut child = gatehouse(dir.path(), &vars)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-
-    // The bound address is in the startup log line.
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if !sent
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "gatehouse listening"
-            {
-                addr_tx
-                    .send((
-                        v["addr"].as_str().unwrap().to_owned(),
-                        v["metrics_addr"].as_str().unwrap().to_owned(),
-                    ))
-                    .unwrap();
-                sent = true;
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let (addr, metrics_addr) = addr_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server reported its addresses");
+    // The bound addresses are in the startup log line.
+    let server = serve(gatehouse(dir.path(), &vars));
+    let (addr, metrics_addr) = (server.addr.clone(), server.metrics_addr.clone());
 
     let res = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -289,14 +246,8 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(public.status(), 404, "never on the public port");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
+    let (status, lines) = server.stop();
     assert!(status.success(), "exit status {status:?}");
-    let lines = reader.join().unwrap();
     assert!(
         lines.iter().any(|l| l.contains("gatehouse stopped")),
         "{lines:#?}"

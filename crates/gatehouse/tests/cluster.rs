@@ -8,35 +8,28 @@
     reason = "test code fails loudly"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::{Server, gatehouse, serve};
 
 const SECRET: &str = "cluster-secret-0123456789-abcdefghijkl";
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const PASSWORD: &str = "Clust3r-Passw0rd!";
 
+/// One instance; `base` is its URL.
 struct Instance {
-    child: Child,
     base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _server: Server,
 }
 
 fn start(dir: &std::path::Path, database_url: &str, redis_url: &str, prefix: &str) -> Instance {
     let key = format!("k1:{KEY_B64}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs([
+    let server = serve(gatehouse(
+        dir,
+        &[
             ("DATABASE_URL", database_url),
             ("REDIS_URL", redis_url),
             ("REDIS_KEY_PREFIX", prefix),
@@ -52,29 +45,11 @@ fn start(dir: &std::path::Path, database_url: &str, redis_url: &str, prefix: &st
             // Each scenario below speaks as its own client address.
             ("TRUSTED_PROXIES", "127.0.0.1/32"),
             ("LOG_LEVEL", "warn,gatehouse::serve=info"),
-        ])
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "gatehouse listening"
-            {
-                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("instance reported its address");
+        ],
+    ));
     Instance {
-        child,
-        base: format!("http://{addr}"),
+        base: format!("http://{}", server.addr),
+        _server: server,
     }
 }
 

@@ -8,10 +8,9 @@
     reason = "test code fails loudly"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,6 +22,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
+use support::{gatehouse, serve};
 
 const SECRET: &str = "otlp-test-secret-0123456789-abcdefghijkl";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -89,48 +89,22 @@ async fn requests_are_exported_as_spans_that_join_the_callers_trace() {
         eprintln!("TEST_REDIS_URL unset: Redis spans not checked");
     }
     let prefix = format!("otlp-test-{}:", std::process::id());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
-        .envs(
-            redis_url
-                .iter()
-                .map(|url| ("REDIS_URL", url.as_str()))
-                .chain([("REDIS_KEY_PREFIX", prefix.as_str())]),
-        )
-        .envs([
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("METRICS_ADDR", "127.0.0.1:0"),
-            ("JWT_SECRET_KEY", SECRET),
-            ("ARGON2_MEMORY_COST", "64"),
-            ("ARGON2_TIME_COST", "1"),
-            ("ARGON2_PARALLELISM", "1"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_SERVICE_NAME", "gatehouse-under-test"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "gatehouse listening"
-            {
-                let _ = addr_tx.send(v["addr"].as_str().unwrap().to_owned());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server reported its address");
+    let mut vars = vec![
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("JWT_SECRET_KEY", SECRET),
+        ("ARGON2_MEMORY_COST", "64"),
+        ("ARGON2_TIME_COST", "1"),
+        ("ARGON2_PARALLELISM", "1"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "gatehouse-under-test"),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    if let Some(url) = &redis_url {
+        vars.push(("REDIS_URL", url.as_str()));
+    }
+    let server = serve(gatehouse(dir.path(), &vars));
+    let addr = server.addr.clone();
 
     let client = reqwest::Client::new();
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
@@ -163,13 +137,8 @@ async fn requests_are_exported_as_spans_that_join_the_callers_trace() {
         .unwrap();
     assert_eq!(me.status(), 200);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    assert!(child.wait().unwrap().success());
-    let lines = reader.join().unwrap();
+    let (status, lines) = server.stop();
+    assert!(status.success(), "exit status {status:?}");
 
     // Everything was flushed on the way out: no sleeping for a batch timer.
     let bodies = std::mem::take(&mut received.lock().unwrap().bodies);
