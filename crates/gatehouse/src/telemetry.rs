@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use gatehouse_core::config::{Config, LogFormat};
+use gatehouse_core::config::{Config, LogFormat, redact_url};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -88,9 +88,11 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvid
     if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
         exporter = exporter.with_endpoint(traces_url(endpoint));
     }
-    let exporter = exporter
-        .build()
-        .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the exporter: {e}"))?;
+    // The error may quote the URL, which may hold credentials.
+    let exporter = exporter.build().map_err(|e| {
+        let e = e.to_string().replace(endpoint, &redact_url(endpoint));
+        format!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the exporter: {e}")
+    })?;
     let resource = Resource::builder()
         .with_service_name(service_name.to_owned())
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))

@@ -63,14 +63,11 @@ fn is_valid_request_id(value: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Started {
     at: Instant,
-    request_id: Arc<str>,
+    /// The same context the request carries.
+    ctx: RequestContext,
     request_id_header: Option<HeaderValue>,
     method: Method,
-    client_ip: Option<IpAddr>,
-    is_https: bool,
-    trace_id: Option<Arc<str>>,
     span: Span,
-    filled: Arc<Filled>,
 }
 
 /// First thing on every request: assigns the request id, resolves the
@@ -113,40 +110,31 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
         .and_then(|v| trace_context::trace_id(v.as_bytes()))
         .map(Arc::from)
         .or_else(|| trace_context::exported_trace_id(&span).map(Arc::from));
-    let is_https = config.tls.is_some() || forwarded_https;
-    let filled = Arc::<Filled>::default();
     // Made once: echoed on the request (for handlers) and the response.
     let request_id_header = HeaderValue::from_str(&request_id).ok();
     if let Some(v) = &request_id_header {
         req.headers_mut().insert(X_REQUEST_ID.clone(), v.clone());
     }
-    req.extensions_mut().insert(RequestContext {
-        request_id: request_id.clone(),
+    let ctx = RequestContext {
+        request_id,
         client_ip,
-        is_https,
-        trace_id: trace_id.clone(),
-        filled: filled.clone(),
-    });
+        is_https: config.tls.is_some() || forwarded_https,
+        trace_id,
+        filled: Arc::default(),
+    };
+    req.extensions_mut().insert(ctx.clone());
     Started {
         at,
-        request_id,
+        ctx,
         request_id_header,
         method,
-        client_ip,
-        is_https,
-        trace_id,
         span,
-        filled,
     }
 }
 
 impl Started {
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.is_https
+    pub fn context(&self) -> &RequestContext {
+        &self.ctx
     }
 
     /// The request's span (disabled unless traces are exported).
@@ -163,7 +151,8 @@ impl Started {
             res.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
         let elapsed = self.at.elapsed();
-        let route = self
+        let ctx = &self.ctx;
+        let route = ctx
             .filled
             .route
             .get()
@@ -174,14 +163,14 @@ impl Started {
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         tracing::info!(
             target: "gatehouse::access",
-            request_id = %self.request_id,
+            request_id = %ctx.request_id,
             method = %self.method,
             route,
             status,
             duration_ms,
-            ip = self.client_ip.map(|ip| ip.to_string()),
-            user_id = self.filled.user_id.get().map(tracing::field::display),
-            trace_id = self.trace_id.as_deref(),
+            ip = ctx.client_ip.map(|ip| ip.to_string()),
+            user_id = ctx.filled.user_id.get().map(tracing::field::display),
+            trace_id = ctx.trace_id.as_deref(),
             "request"
         );
     }

@@ -8,10 +8,9 @@
 //!
 //! then CORS (skipped, with the same headers added, for requests that
 //! carry no `Origin`) and the inner stack (timeout, panic catching,
-//! routing). One hand
-//! written service instead of four `from_fn` layers: each of those boxes the
-//! rest of the stack and clones it on every request, which cost more than
-//! all the work they do.
+//! routing). One hand-written service instead of four `from_fn` layers:
+//! each of those boxes the rest of the stack and clones it on every
+//! request, which cost more than all the work they do.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,16 +19,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::BoxError;
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::response::Response;
 use http::header::ORIGIN;
 use http::{HeaderMap, Method};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_http::cors::{Cors, CorsLayer};
 use tracing::Instrument;
 
-use crate::middleware::{context, cors, host, problem, security_headers};
+use crate::middleware::{call, context, cors, host, problem, security_headers};
 use crate::state::AppState;
 
 /// Wraps the inner stack in CORS and [`Edge`].
@@ -126,27 +125,16 @@ where
     let span = started.span().clone();
     let res = match (host::refusal(&state, &req), next) {
         (Some(refused), _) => refused,
-        (None, Next::Cors(inner)) => run(*inner, req).instrument(span).await,
+        (None, Next::Cors(inner)) => call(*inner, req).instrument(span).await,
         (None, Next::Plain(inner, plain_cors)) => {
-            let mut res = run(inner, req).instrument(span).await;
+            let mut res = call(inner, req).instrument(span).await;
             cors::add_headers(&plain_cors, &mut res);
             res
         }
     };
-    let mut res = problem::render(&state, started.request_id(), res);
-    security_headers::apply(&state, started.is_https(), credentials, &mut res);
+    let ctx = started.context();
+    let mut res = problem::render(&state, &ctx.request_id, res);
+    security_headers::apply(&state, ctx.is_https, credentials, &mut res);
     started.finish(&mut res);
     res
-}
-
-async fn run<S, B>(inner: S, req: Request) -> Response
-where
-    S: Service<Request, Response = http::Response<B>, Error = Infallible>,
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    match inner.oneshot(req).await {
-        Ok(res) => res.map(Body::new),
-        Err(never) => match never {},
-    }
 }

@@ -13,7 +13,7 @@ use futures_util::future::{BoxFuture, Either};
 use gatehouse_core::audit::RequestMeta;
 use gatehouse_core::ratelimit::{Decision, Rate};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -66,12 +66,7 @@ async fn apply<S>(state: AppState, policy: Policy, req: Request, inner: S) -> Re
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let next = |req| async move {
-        match inner.oneshot(req).await {
-            Ok(res) => res,
-            Err(never) => match never {},
-        }
-    };
+    let next = |req| super::call(inner, req);
     let config = &state.config().rate_limit;
     let rate = match policy {
         Policy::Global => Rate {
