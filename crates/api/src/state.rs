@@ -7,7 +7,10 @@ use gatehouse_core::clock::Clock;
 use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
-use gatehouse_core::service::{AuthService, FileService};
+use gatehouse_core::service::{
+    Accounts, ApiKeys, FileService, Operations, SecurityEvents, SignIn, TwoFactor, UseCases,
+    UserAdmin,
+};
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
@@ -20,8 +23,7 @@ struct Inner {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     probes: Vec<Arc<dyn HealthProbe>>,
-    auth: Arc<AuthService>,
-    files: Arc<FileService>,
+    use_cases: UseCases,
     limiter: Arc<dyn RateLimiter>,
     /// Rate-limit keys already reported in the current window: a flood is
     /// one security event, not one audit row per refused request.
@@ -33,8 +35,7 @@ struct Inner {
 pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub probes: Vec<Arc<dyn HealthProbe>>,
-    pub auth: Arc<AuthService>,
-    pub files: Arc<FileService>,
+    pub use_cases: UseCases,
     pub limiter: Arc<dyn RateLimiter>,
 }
 
@@ -45,8 +46,7 @@ impl AppState {
                 config,
                 clock: services.clock,
                 probes: services.probes,
-                auth: services.auth,
-                files: services.files,
+                use_cases: services.use_cases,
                 limiter: services.limiter,
                 reported: moka::sync::Cache::builder()
                     .max_capacity(100_000)
@@ -69,12 +69,36 @@ impl AppState {
         &self.inner.probes
     }
 
-    pub fn auth(&self) -> &AuthService {
-        &self.inner.auth
+    pub fn sign_in(&self) -> &SignIn {
+        &self.inner.use_cases.sign_in
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.use_cases.accounts
+    }
+
+    pub fn user_admin(&self) -> &UserAdmin {
+        &self.inner.use_cases.user_admin
+    }
+
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.inner.use_cases.api_keys
+    }
+
+    pub fn two_factor(&self) -> &TwoFactor {
+        &self.inner.use_cases.two_factor
+    }
+
+    pub fn operations(&self) -> &Operations {
+        &self.inner.use_cases.operations
     }
 
     pub fn files(&self) -> &FileService {
-        &self.inner.files
+        &self.inner.use_cases.files
+    }
+
+    pub fn events(&self) -> &SecurityEvents {
+        &self.inner.use_cases.events
     }
 
     pub fn limiter(&self) -> &dyn RateLimiter {
@@ -95,6 +119,6 @@ impl AppState {
             return;
         }
         self.inner.reported.insert(key.to_owned(), ());
-        self.auth().rate_limited(scope, path, meta).await;
+        self.events().rate_limited(scope, path, meta).await;
     }
 }

@@ -381,10 +381,9 @@ impl StoredAuditSink {
 #[async_trait]
 impl AuditSink for StoredAuditSink {
     async fn record(&self, e: AuditEvent) {
-        let now = self.clock.now();
         let draft = AuditDraft {
             id: Uuid::now_v7(),
-            at: i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+            at: self.clock.now_ms(),
             event: e.kind.as_str().to_owned(),
             outcome: e.outcome.as_str().to_owned(),
             actor_id: e.actor_id,

@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
                 username,
                 email,
                 full_name,
-            } => crate::admin::create(&config, username, email, full_name).await,
+            } => crate::bootstrap::create_admin(&config, username, email, full_name).await,
             Command::RotateKeys { batch_size } => crate::rotate::run(&config, batch_size).await,
         }
     });

@@ -1,7 +1,7 @@
 //! The `gatehouse` binary: parses the command line, loads the configuration
 //! and wires the crates together. No logic of its own lives here.
 
-mod admin;
+mod bootstrap;
 mod cli;
 mod devkeys;
 mod env;

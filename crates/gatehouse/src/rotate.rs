@@ -13,7 +13,8 @@ pub async fn run(config: &Config, batch: u64) -> Result<(), String> {
     }
     let services = crate::wiring::services(config, &db).await?;
     let result = services
-        .auth
+        .use_cases
+        .operations
         .rotate_keys(batch, |r| {
             tracing::info!(
                 scanned = r.scanned,

@@ -148,7 +148,7 @@ fn spawn_audit_pruning(state: AppState, days: u32) -> JoinHandle<()> {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             every.tick().await;
-            match state.auth().prune_audit(days).await {
+            match state.operations().prune_audit(days).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, retention_days = days, "audit entries pruned"),
                 Err(e) => tracing::warn!(error = %e, "audit pruning failed; will retry"),

@@ -16,7 +16,7 @@ use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
 use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::RateLimiter;
-use gatehouse_core::service::{AuthDeps, AuthService, FileDeps, FileService};
+use gatehouse_core::service::{Adapters, UseCases};
 use gatehouse_store::{Database, DiskBlobStore};
 use secrecy::ExposeSecret;
 
@@ -67,38 +67,27 @@ pub async fn services(config: &Config, db: &Database) -> Result<Services, String
         db.clone(),
         clock.clone(),
     ))));
-    let blobs = Arc::new(DiskBlobStore::new(&config.upload_dir));
-    let deps = AuthDeps {
+    let adapters = Adapters {
         users: db.clone(),
         sessions: db.clone(),
         denylist: shared.denylist,
         throttle: shared.throttle,
         cache: shared.cache,
-        audit: audit.clone(),
+        audit,
         audit_log: db.clone(),
         mfa: db.clone(),
         api_keys: db.clone(),
         files: db.clone(),
-        blobs: blobs.clone(),
+        blobs: Arc::new(DiskBlobStore::new(&config.upload_dir)),
         clock: clock.clone(),
     };
-    let files = FileService::new(
-        config,
-        FileDeps {
-            files: db.clone(),
-            blobs,
-            audit,
-            clock: clock.clone(),
-        },
-    );
-    let auth = AuthService::new(config, deps).map_err(|e| error_chain(&e))?;
+    let use_cases = UseCases::new(config, adapters).map_err(|e| error_chain(&e))?;
     let mut probes: Vec<Arc<dyn HealthProbe>> = vec![db];
     probes.extend(shared.probe);
     Ok(Services {
         clock,
         probes,
-        auth: Arc::new(auth),
-        files: Arc::new(files),
+        use_cases,
         limiter: shared.limiter,
     })
 }

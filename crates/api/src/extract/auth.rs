@@ -10,8 +10,10 @@ use http::request::Parts;
 
 use crate::error::ApiError;
 use crate::extract::Meta;
-use crate::middleware::RequestContext;
+use gatehouse_core::ratelimit::Rate;
+
 use crate::middleware::security_headers::X_API_KEY;
+use crate::middleware::{RequestContext, rate_limit};
 use crate::state::AppState;
 
 /// The authenticated principal.
@@ -32,7 +34,7 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = match bearer_token(&parts.headers) {
-            Some(token) => state.auth().authenticate(token).await?,
+            Some(token) => state.sign_in().authenticate(token).await?,
             None => match parts
                 .headers
                 .get(&X_API_KEY)
@@ -63,34 +65,22 @@ async fn api_key_principal(
 ) -> Result<Principal, ApiError> {
     let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
     let principal = state
-        .auth()
-        .authenticate_key(key, &meta)
+        .api_keys()
+        .authenticate(key, &meta)
         .await
         .map_err(|_| ApiError::unauthorized("invalid_api_key", "Invalid or expired API key"))?;
     let config = &state.config().rate_limit;
     if config.enabled
         && let Some((key_id, _)) = &principal.api_key
     {
-        let rate = gatehouse_core::ratelimit::Rate {
+        let rate = Rate {
             count: config.api_key_per_minute,
             period: std::time::Duration::from_secs(60),
         };
-        let now = state.clock().now();
-        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let limit_key = format!("rl:apikey:{key_id}");
-        if let Ok(d) = state.limiter().check(&limit_key, rate, now_ms).await
-            && !d.allowed
-        {
-            state
-                .note_rate_limited(&limit_key, "api_key", "", &meta)
-                .await;
-            let retry = d.retry_after.map_or(1, |r| r.as_secs().max(1));
-            return Err(ApiError::too_many_requests(
-                "rate_limited",
-                "Too many requests for this API key",
-                retry,
-            ));
-        }
+        rate_limit::enforce(state, "api_key", &limit_key, rate, "", || meta)
+            .await
+            .map_err(|refused| refused.error)?;
     }
     Ok(principal)
 }

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use gatehouse_core::rbac::Permission;
-use gatehouse_core::service::Principal;
+use gatehouse_core::service::{Attempt, Principal};
 use http::request::Parts;
 
 use super::auth::Auth;
@@ -63,12 +63,14 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Require<P> {
                 .get::<MatchedPath>()
                 .map_or("", MatchedPath::as_str);
             state
-                .auth()
+                .events()
                 .permission_denied(
                     &principal,
                     P::PERMISSION,
-                    parts.method.as_str(),
-                    route,
+                    Attempt {
+                        method: parts.method.as_str(),
+                        route,
+                    },
                     &meta,
                 )
                 .await;

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use gatehouse_core::audit::{AuditEntry, AuditQuery, Verification};
+use gatehouse_core::clock::{from_unix_ms, unix_ms};
 use gatehouse_core::service::AdminStats;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -125,9 +126,9 @@ mod schema {
 )]
 pub async fn stats(
     State(state): State<AppState>,
-    Require(..): Require<perm::AdminRead>,
+    Require(p, ..): Require<perm::AdminRead>,
 ) -> Result<Json<AdminStats>, ApiError> {
-    Ok(Json(state.auth().admin_stats().await?))
+    Ok(Json(state.operations().stats(&p).await?))
 }
 
 /// `GET /admin/config` (admin:read): every setting, secrets redacted.
@@ -180,8 +181,7 @@ impl From<AuditEntry> for EntryView {
         Self {
             id: e.id,
             seq: e.seq,
-            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            at: from_unix_ms(e.at),
             event: e.event,
             outcome: e.outcome,
             actor_id: e.actor_id,
@@ -227,7 +227,7 @@ const MAX_AUDIT_LIMIT: u64 = 200;
 )]
 pub async fn audit(
     State(state): State<AppState>,
-    Require(..): Require<perm::AdminRead>,
+    Require(p, ..): Require<perm::AdminRead>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuditPage>, ApiError> {
     let raw: RawAuditQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
@@ -265,7 +265,7 @@ pub async fn audit(
     let since = match raw.since.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => OffsetDateTime::parse(s, &Rfc3339)
-            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+            .map(unix_ms)
             .map_err(|_| errors.push(FieldError::new("since", "must be an RFC 3339 timestamp")))
             .ok(),
     };
@@ -277,14 +277,17 @@ pub async fn audit(
         return Err(ApiError::validation(errors));
     }
     let (entries, next) = state
-        .auth()
-        .audit_page(&AuditQuery {
-            event,
-            user_id,
-            since,
-            before_seq,
-            limit,
-        })
+        .operations()
+        .audit_page(
+            &p,
+            &AuditQuery {
+                event,
+                user_id,
+                since,
+                before_seq,
+                limit,
+            },
+        )
         .await?;
     Ok(Json(AuditPage {
         entries: entries.into_iter().map(EntryView::from).collect(),
@@ -305,7 +308,7 @@ pub async fn audit(
 )]
 pub async fn verify(
     State(state): State<AppState>,
-    Require(..): Require<perm::AdminRead>,
+    Require(p, ..): Require<perm::AdminRead>,
 ) -> Result<Json<Verification>, ApiError> {
-    Ok(Json(state.auth().verify_audit().await?))
+    Ok(Json(state.operations().verify_audit(&p).await?))
 }

@@ -119,8 +119,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
     let (view, key) = state
-        .auth()
-        .create_api_key(
+        .api_keys()
+        .create(
             &p,
             NewApiKey {
                 name: body.name,
@@ -158,7 +158,7 @@ pub async fn list(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::SelfWrite>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let keys = state.auth().list_api_keys(&p).await?;
+    let keys = state.api_keys().list(&p).await?;
     Ok(Json(KeyList {
         keys: keys.into_iter().map(KeyView::from).collect(),
     }))
@@ -185,10 +185,7 @@ pub async fn rotate(
     Require(p, ..): Require<perm::SelfWrite>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (view, key) = state
-        .auth()
-        .rotate_api_key(&p, parse_id(&id)?, &meta)
-        .await?;
+    let (view, key) = state.api_keys().rotate(&p, parse_id(&id)?, &meta).await?;
     Ok(new_key_response(StatusCode::OK, view, key.expose_secret()))
 }
 
@@ -213,9 +210,6 @@ pub async fn revoke(
     Require(p, ..): Require<perm::SelfWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .auth()
-        .revoke_api_key(&p, parse_id(&id)?, &meta)
-        .await?;
+    state.api_keys().revoke(&p, parse_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

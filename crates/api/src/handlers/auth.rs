@@ -58,7 +58,7 @@ pub async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let user = state
-        .auth()
+        .accounts()
         .register(
             Registration {
                 username: body.username,
@@ -171,7 +171,7 @@ impl FromRequest<AppState> for LoginBody {
             });
         }
         let ApiJson(body) = ApiJson::<JsonLogin>::from_request(req, state).await?;
-        if let Err(p) = gatehouse_core::service::AuthService::check_login_email(&body.email) {
+        if let Err(p) = gatehouse_core::service::SignIn::check_login_email(&body.email) {
             errors.push(FieldError::new(p.field, p.message));
         }
         check_login_password(&body.password, &mut errors);
@@ -207,7 +207,7 @@ fn token_response(state: &AppState, pair: TokenPair, refresh_in_body: bool) -> R
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cookie) = cookies::set_refresh(
         pair.refresh_token.expose_secret(),
-        state.auth().refresh_ttl(),
+        state.sign_in().refresh_ttl(),
         state.config().secure_cookies,
     ) {
         headers.insert(SET_COOKIE, cookie);
@@ -252,7 +252,10 @@ pub async fn login(
     Meta(meta): Meta,
     body: LoginBody,
 ) -> Result<Response, ApiError> {
-    let outcome = state.auth().login(body.id, &body.password, &meta).await?;
+    let outcome = state
+        .sign_in()
+        .login(body.id, &body.password, &meta)
+        .await?;
     Ok(login_response(&state, outcome))
 }
 
@@ -361,7 +364,7 @@ pub async fn refresh(
             gatehouse_core::CoreError::InvalidRefreshToken.into(),
         );
     };
-    match state.auth().refresh(token.expose_secret(), &meta).await {
+    match state.sign_in().refresh(token.expose_secret(), &meta).await {
         Ok(pair) => token_response(&state, pair, presented.from_body),
         Err(err) => clearing_cookie(&state, err.into()),
     }
@@ -393,7 +396,7 @@ pub async fn logout(
     presented: PresentedRefresh,
 ) -> Result<Response, ApiError> {
     state
-        .auth()
+        .sign_in()
         .logout(
             presented.token.as_ref().map(|t| t.expose_secret()),
             bearer_token(&headers),

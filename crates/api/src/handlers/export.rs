@@ -123,7 +123,7 @@ pub async fn export(
     } else {
         "ndjson"
     };
-    let users = state.auth().export_users(&p, &query, label, &meta).await;
+    let users = state.user_admin().export(&p, &query, label, &meta).await?;
     let lines = users.map(move |user| match user {
         Ok(u) => Ok(Bytes::from(match format {
             Format::Ndjson => {

@@ -27,6 +27,6 @@ pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
             CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
         )],
-        Json(state.auth().token_keys().jwks()),
+        Json(state.sign_in().token_keys().jwks()),
     )
 }

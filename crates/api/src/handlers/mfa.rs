@@ -51,7 +51,7 @@ pub async fn setup(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::SelfWrite>,
 ) -> Result<Response, ApiError> {
-    let setup = state.auth().mfa_setup(&p).await?;
+    let setup = state.two_factor().setup(&p).await?;
     Ok(no_store(SetupResponse {
         secret: setup.secret.expose_secret().to_owned(),
         otpauth_url: setup.otpauth_url.expose_secret().to_owned(),
@@ -93,7 +93,7 @@ pub async fn enable(
     Require(p, ..): Require<perm::SelfWrite>,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Response, ApiError> {
-    let codes = state.auth().mfa_enable(&p, &body.code, &meta).await?;
+    let codes = state.two_factor().enable(&p, &body.code, &meta).await?;
     Ok(no_store(BackupCodes {
         backup_codes: codes,
     }))
@@ -130,8 +130,8 @@ pub async fn disable(
     ApiJson(body): ApiJson<DisableRequest>,
 ) -> Result<Json<Message>, ApiError> {
     state
-        .auth()
-        .mfa_disable(&p, &body.password, &body.code, &meta)
+        .two_factor()
+        .disable(&p, &body.password, &body.code, &meta)
         .await?;
     Ok(Json(Message {
         message: "Two-factor authentication disabled",
@@ -169,7 +169,7 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginMfaRequest>,
 ) -> Result<Response, ApiError> {
     let outcome = state
-        .auth()
+        .sign_in()
         .login_mfa(&body.mfa_token, &body.code, &meta)
         .await?;
     Ok(login_response(&state, outcome))

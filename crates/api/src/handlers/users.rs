@@ -5,10 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use gatehouse_core::clock::from_unix_ms as at;
 use gatehouse_core::ports::SessionInfo;
 use gatehouse_core::rbac::Role;
 use gatehouse_core::service::{
-    AdminPatch, ListQuery, NewAccount, ProfileUpdate, Registration, UserPage,
+    AdminPatch, ListQuery, NewAccount, PageRequest, ProfileUpdate, Registration, UserPage,
 };
 use gatehouse_core::user::User;
 use secrecy::SecretString;
@@ -87,7 +88,7 @@ pub async fn update_me(
         full_name: body.full_name,
         email: body.email,
     };
-    Ok(Json(state.auth().update_me(&p, update, &meta).await?))
+    Ok(Json(state.accounts().update_me(&p, update, &meta).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -121,7 +122,7 @@ pub async fn change_password(
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<Json<Message>, ApiError> {
     state
-        .auth()
+        .accounts()
         .change_password(&p, &body.current_password, &body.new_password, &meta)
         .await?;
     Ok(Json(Message {
@@ -154,11 +155,6 @@ pub struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-fn at(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
 /// The caller's active logins (self:read).
 #[utoipa::path(
     get,
@@ -175,7 +171,7 @@ pub async fn sessions(
     Require(p, ..): Require<perm::SelfRead>,
 ) -> Result<Json<SessionList>, ApiError> {
     let list: Vec<SessionView> = state
-        .auth()
+        .accounts()
         .my_sessions(&p)
         .await?
         .into_iter()
@@ -212,7 +208,7 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .auth()
+        .accounts()
         .revoke_my_session(&p, parse_id(&id)?, &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -273,7 +269,7 @@ fn number(raw: Option<&str>, field: &str, default: u64, errors: &mut Vec<FieldEr
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Require(..): Require<perm::UsersRead>,
+    Require(p, ..): Require<perm::UsersRead>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let raw: RawList = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
@@ -303,17 +299,12 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let result = if keyset {
-        state
-            .auth()
-            .list_users(&query, None, Some((after, limit)))
-            .await?
+    let request = if keyset {
+        PageRequest::After { after, limit }
     } else {
-        state
-            .auth()
-            .list_users(&query, Some((page, per_page)), None)
-            .await?
+        PageRequest::Numbered { page, per_page }
     };
+    let result = state.user_admin().list(&p, &query, request).await?;
     Ok(Json(match result.as_ref().clone() {
         UserPage::Paged {
             users,
@@ -351,10 +342,10 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Require(..): Require<perm::UsersRead>,
+    Require(p, ..): Require<perm::UsersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.auth().get_user(parse_id(&id)?).await?))
+    Ok(Json(state.user_admin().get(&p, parse_id(&id)?).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -403,7 +394,7 @@ pub async fn create(
         },
         role: body.role,
     };
-    let user = state.auth().create_user(&p, account, &meta).await?;
+    let user = state.user_admin().create(&p, account, &meta).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -452,8 +443,8 @@ pub async fn patch(
     };
     Ok(Json(
         state
-            .auth()
-            .patch_user(&p, parse_id(&id)?, patch, &meta)
+            .user_admin()
+            .patch(&p, parse_id(&id)?, patch, &meta)
             .await?,
     ))
 }
@@ -480,7 +471,7 @@ pub async fn delete(
     Require(p, ..): Require<perm::UsersDelete>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth().delete_user(&p, parse_id(&id)?, &meta).await?;
+    state.user_admin().delete(&p, parse_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

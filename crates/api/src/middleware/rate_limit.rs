@@ -62,11 +62,68 @@ fn set_headers(headers: &mut HeaderMap, d: &Decision) {
     headers.insert(RESET.clone(), HeaderValue::from(secs_up(d.reset_after)));
 }
 
+/// A limit refused the request: the problem to answer with, and the
+/// decision whose headers it carries (none when no limiter answered).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub error: ApiError,
+    pub decision: Option<Decision>,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut res = self.error.into_response();
+        if let Some(d) = &self.decision {
+            set_headers(res.headers_mut(), d);
+        }
+        res
+    }
+}
+
+/// One limit, as every limited path applies it: the per-IP policies here
+/// and the per-key limit of API keys. Over the limit, the refusal is
+/// logged, counted and audited once per key and window. When no limiter
+/// answers the request is refused (503): a limit never fails open.
+pub(crate) async fn enforce(
+    state: &AppState,
+    scope: &'static str,
+    key: &str,
+    rate: Rate,
+    route: &str,
+    meta: impl FnOnce() -> RequestMeta,
+) -> Result<Decision, Refused> {
+    let decision = match state
+        .limiter()
+        .check(key, rate, state.clock().now_ms())
+        .await
+    {
+        Ok(d) => d,
+        Err(err) => {
+            // The shared store falls back to in-process counting by itself;
+            // reaching here means no limiter answered at all.
+            tracing::error!(error = %err, scope, "rate limiter failed; request refused");
+            return Err(Refused {
+                error: err.into(),
+                decision: None,
+            });
+        }
+    };
+    if decision.allowed {
+        return Ok(decision);
+    }
+    crate::metrics::record_rate_limited(route);
+    state.note_rate_limited(key, scope, route, &meta()).await;
+    let retry = decision.retry_after.map_or(1, secs_up);
+    Err(Refused {
+        error: ApiError::too_many_requests("rate_limited", "Too many requests; slow down", retry),
+        decision: Some(decision),
+    })
+}
+
 async fn apply<S>(state: AppState, policy: Policy, req: Request, inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let next = |req| super::call(inner, req);
     let config = &state.config().rate_limit;
     let rate = match policy {
         Policy::Global => Rate {
@@ -83,43 +140,26 @@ where
         .and_then(|c| c.client_ip)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let key = format!("rl:{}:ip:{ip}", policy.scope());
-    let now = state.clock().now();
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let decision = match state.limiter().check(&key, rate, now_ms).await {
-        Ok(d) => d,
-        Err(err) => {
-            // The shared store falls back to in-process counting by itself;
-            // reaching here means no limiter answered: serve, and say so.
-            tracing::error!(error = %err, scope = policy.scope(), "rate limiter failed; request not limited");
-            return next(req).await;
-        }
+    // Owned (reference-counted) so no borrow of the request lives across
+    // the limiter's await.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
+    let meta = || {
+        RequestMeta::new(
+            Some(ip),
+            user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            ctx.map(|c| c.request_id.to_string()),
+        )
     };
-    if decision.allowed {
-        let mut res = next(req).await;
-        set_headers(res.headers_mut(), &decision);
-        return res;
+    let route = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    match enforce(&state, policy.scope(), &key, rate, route, meta).await {
+        Ok(decision) => {
+            let mut res = super::call(inner, req).await;
+            set_headers(res.headers_mut(), &decision);
+            res
+        }
+        Err(refused) => refused.into_response(),
     }
-    let meta = RequestMeta::new(
-        Some(ip),
-        req.headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        ctx.map(|c| c.request_id.to_string()),
-    );
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("<unmatched>", MatchedPath::as_str);
-    crate::metrics::record_rate_limited(route);
-    state
-        .note_rate_limited(&key, policy.scope(), route, &meta)
-        .await;
-    let retry = decision.retry_after.map_or(1, secs_up);
-    let mut res =
-        ApiError::too_many_requests("rate_limited", "Too many requests; slow down", retry)
-            .into_response();
-    set_headers(res.headers_mut(), &decision);
-    res
 }
 
 /// The global per-IP limit of the API.
@@ -130,8 +170,9 @@ pub const REGISTER: RateLimitLayer = RateLimitLayer(Policy::Register);
 pub const REFRESH: RateLimitLayer = RateLimitLayer(Policy::Refresh);
 
 /// Applies one policy to the routes it wraps. The state comes from the
-/// request's extensions; with rate limiting off the request goes straight
-/// through, without an allocation.
+/// request's extensions (a request without it is refused: the limit fails
+/// closed); with rate limiting off the request goes straight through,
+/// without an allocation.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimitLayer(Policy);
 
@@ -168,7 +209,12 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let state = match req.extensions().get::<AppState>() {
             Some(state) if state.config().rate_limit.enabled => state.clone(),
-            _ => return Either::Left(self.inner.call(req)),
+            Some(_) => return Either::Left(self.inner.call(req)),
+            None => {
+                let res = ApiError::internal("rate limit without application state; refused")
+                    .into_response();
+                return Either::Right(Box::pin(async move { Ok(res) }));
+            }
         };
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);

@@ -269,7 +269,7 @@ async fn pruning_keeps_the_chain_verifiable_from_its_anchor() {
         let before = app.count("SELECT COUNT(*) FROM audit_log").await;
         app.clock.advance(Duration::from_secs(10 * 86_400));
         app.login("prune_admin@example.com", PASSWORD).await;
-        let pruned = app.state.auth().prune_audit(5).await.unwrap();
+        let pruned = app.state.operations().prune_audit(5).await.unwrap();
         assert_eq!(i64::try_from(pruned).unwrap(), before, "{backend:?}");
         let (token, _) = app.login("prune_admin@example.com", PASSWORD).await;
         let _ = admin;
@@ -311,7 +311,12 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
         );
         // An interrupted run (one batch of 3) leaves a mix; running again
         // finishes the job without touching rotated rows.
-        let first = rotated.state.auth().rotate_keys(3, |_| {}).await.unwrap();
+        let first = rotated
+            .state
+            .operations()
+            .rotate_keys(3, |_| {})
+            .await
+            .unwrap();
         assert_eq!(first.reencrypted, 8, "{backend:?}");
         assert_eq!(
             old.count("SELECT COUNT(*) FROM users WHERE totp_secret_enc LIKE 'k2:%'")
@@ -328,7 +333,12 @@ async fn rotate_keys_reencrypts_everything_and_can_resume() {
                 .await,
             7
         );
-        let again = rotated.state.auth().rotate_keys(3, |_| {}).await.unwrap();
+        let again = rotated
+            .state
+            .operations()
+            .rotate_keys(3, |_| {})
+            .await
+            .unwrap();
         assert_eq!((again.scanned, again.reencrypted), (8, 0));
 
         // The old key can now go.

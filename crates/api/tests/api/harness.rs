@@ -16,7 +16,7 @@ use gatehouse_cache::memory::{
 use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::config::Config;
-use gatehouse_core::service::{AuthDeps, AuthService, FileDeps, FileService};
+use gatehouse_core::service::{Adapters, UseCases};
 use gatehouse_store::{Database, DiskBlobStore};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -198,37 +198,24 @@ impl TestApp {
             config.upload_dir = upload_root.path().join("uploads");
         }
         let upload_dir = config.upload_dir.clone();
-        let blobs = Arc::new(DiskBlobStore::new(&upload_dir));
-        let audit = Arc::new(StoredAuditSink::new(store.clone(), clock.clone()));
-        let deps = AuthDeps {
+        let adapters = Adapters {
             users: store.clone(),
             sessions: store.clone(),
             denylist: Arc::new(MemoryDenylist::default()),
             throttle: Arc::new(MemoryLoginThrottle::default()),
             cache: Arc::new(MemoryUserCache::default()),
-            audit: audit.clone(),
+            audit: Arc::new(StoredAuditSink::new(store.clone(), clock.clone())),
             audit_log: store.clone(),
             mfa: store.clone(),
             api_keys: store.clone(),
             files: store.clone(),
-            blobs: blobs.clone(),
+            blobs: Arc::new(DiskBlobStore::new(&upload_dir)),
             clock: clock.clone(),
         };
-        let auth = Arc::new(AuthService::new(&config, deps).unwrap());
-        let files = Arc::new(FileService::new(
-            &config,
-            FileDeps {
-                files: store.clone(),
-                blobs,
-                audit,
-                clock: clock.clone(),
-            },
-        ));
         let services = Services {
             clock: clock.clone(),
             probes: vec![store],
-            auth,
-            files,
+            use_cases: UseCases::new(&config, adapters).unwrap(),
             limiter: Arc::new(MemoryRateLimiter::default()),
         };
         let state = AppState::new(Arc::new(config), services);

@@ -14,6 +14,7 @@ mod api_keys;
 mod auth;
 mod conventions;
 mod cors;
+mod domain_rbac;
 mod files;
 mod headers;
 mod lifecycle;

@@ -81,6 +81,19 @@ pub struct Issued {
     pub expires_at: OffsetDateTime,
 }
 
+/// What a token is issued for: its type, subject and lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub token_type: TokenType,
+    pub user_id: Uuid,
+    pub role: Role,
+    /// The user's credential version (`ver`).
+    pub auth_version: i64,
+    /// The login (`sid`); none for the short-lived MFA token.
+    pub session_id: Option<Uuid>,
+    pub ttl: Duration,
+}
+
 /// Signing key, verification keys (current and retired) and claim rules.
 pub struct TokenKeys {
     algorithm: Algorithm,
@@ -207,30 +220,21 @@ impl TokenKeys {
 
     /// Signs a token of `token_type` for `user_id`, valid for `ttl` from `now`.
     #[allow(clippy::too_many_arguments, reason = "each claim is a separate input")]
-    pub fn issue(
-        &self,
-        token_type: TokenType,
-        user_id: Uuid,
-        role: Role,
-        auth_version: i64,
-        session_id: Option<Uuid>,
-        ttl: Duration,
-        now: OffsetDateTime,
-    ) -> Result<Issued, CoreError> {
+    pub fn issue(&self, grant: &Grant, now: OffsetDateTime) -> Result<Issued, CoreError> {
         let iat = now.unix_timestamp();
-        let exp = iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let exp = iat + i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let jti = Uuid::now_v7().to_string();
         let claims = Claims {
-            sub: user_id.to_string(),
-            role,
-            token_type,
+            sub: grant.user_id.to_string(),
+            role: grant.role,
+            token_type: grant.token_type,
             iat,
             exp,
             jti: jti.clone(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            ver: auth_version,
-            sid: session_id.map(|s| s.to_string()),
+            ver: grant.auth_version,
+            sid: grant.session_id.map(|s| s.to_string()),
         };
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.signing_kid.clone());

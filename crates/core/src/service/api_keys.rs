@@ -11,10 +11,12 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::auth::{AuthService, Principal, from_millis, millis};
+use super::kernel::Directory;
+use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
-use crate::ports::ApiKeyRecord;
+use crate::clock::{from_unix_ms, unix_ms};
+use crate::ports::{ApiKeyRecord, ApiKeyRepo};
 use crate::rbac::Permission;
 use crate::user::FieldProblem;
 
@@ -82,26 +84,82 @@ fn permission_named(name: &str) -> Option<Permission> {
         .find(|p| p.as_str() == name)
 }
 
+/// The requested scopes, each one of the owner's permissions; none asked
+/// for means all of them.
+fn scopes_within(
+    role_perms: &[Permission],
+    requested: Option<&[String]>,
+    problems: &mut Vec<FieldProblem>,
+) -> Vec<Permission> {
+    let Some(list) = requested else {
+        return role_perms.to_vec();
+    };
+    let mut out = Vec::new();
+    for s in list {
+        match permission_named(s) {
+            Some(p) if role_perms.contains(&p) => {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            Some(_) => problems.push(FieldProblem::new(
+                "scopes",
+                "must be a subset of your own permissions",
+            )),
+            None => problems.push(FieldProblem::new(
+                "scopes",
+                "contains an unknown permission",
+            )),
+        }
+    }
+    out
+}
+
 fn view(r: &ApiKeyRecord) -> ApiKeyView {
     ApiKeyView {
         id: r.id,
         name: r.name.clone(),
         prefix: r.prefix.clone(),
         scopes: r.scopes.split_whitespace().map(str::to_owned).collect(),
-        created_at: from_millis(r.created_at),
-        expires_at: r.expires_at.map(from_millis),
-        last_used_at: r.last_used_at.map(from_millis),
+        created_at: from_unix_ms(r.created_at),
+        expires_at: r.expires_at.map(from_unix_ms),
+        last_used_at: r.last_used_at.map(from_unix_ms),
     }
 }
 
-impl AuthService {
-    pub async fn create_api_key(
+/// The caller's API keys, and authentication by one.
+#[derive(Debug)]
+pub struct ApiKeys {
+    repo: Arc<dyn ApiKeyRepo>,
+    directory: Directory,
+}
+
+/// Managing keys takes `self:write` and a person's login, never a key.
+fn check(principal: &Principal) -> Result<(), CoreError> {
+    principal.require(Permission::SelfWrite)?;
+    principal.require_login()
+}
+
+impl ApiKeys {
+    pub fn new(repo: Arc<dyn ApiKeyRepo>, directory: Directory) -> Self {
+        Self { repo, directory }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.directory.kernel.now()
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        self.directory.kernel.audit(event).await;
+    }
+
+    pub async fn create(
         &self,
         principal: &Principal,
         input: NewApiKey,
         meta: &RequestMeta,
     ) -> Result<(ApiKeyView, SecretString), CoreError> {
-        principal.require_login()?;
+        check(principal)?;
         let mut problems = Vec::new();
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -110,31 +168,11 @@ impl AuthService {
                 "must be 1 to 100 printable characters",
             ));
         }
-        let role_perms = principal.user.role.permissions();
-        let scopes: Vec<Permission> = match &input.scopes {
-            None => role_perms.to_vec(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for s in list {
-                    match permission_named(s) {
-                        Some(p) if role_perms.contains(&p) => {
-                            if !out.contains(&p) {
-                                out.push(p);
-                            }
-                        }
-                        Some(_) => problems.push(FieldProblem::new(
-                            "scopes",
-                            "must be a subset of your own permissions",
-                        )),
-                        None => problems.push(FieldProblem::new(
-                            "scopes",
-                            "contains an unknown permission",
-                        )),
-                    }
-                }
-                out
-            }
-        };
+        let scopes = scopes_within(
+            principal.user.role.permissions(),
+            input.scopes.as_deref(),
+            &mut problems,
+        );
         if input.expires_in_days.is_some_and(|d| d == 0 || d > 3650) {
             problems.push(FieldProblem::new(
                 "expires_in_days",
@@ -157,14 +195,14 @@ impl AuthService {
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
-            created_at: millis(now),
+            created_at: unix_ms(now),
             expires_at: input
                 .expires_in_days
-                .map(|d| millis(now + time::Duration::days(i64::from(d)))),
+                .map(|d| unix_ms(now + time::Duration::days(i64::from(d)))),
             last_used_at: None,
             revoked_at: None,
         };
-        self.deps.api_keys.create_key(&record).await?;
+        self.repo.create_key(&record).await?;
         self.audit(
             AuditEvent::new(EventKind::ApiKeyCreated, Outcome::Success, meta)
                 .actor(principal.id())
@@ -177,11 +215,10 @@ impl AuthService {
         Ok((view(&record), key))
     }
 
-    pub async fn list_api_keys(&self, principal: &Principal) -> Result<Vec<ApiKeyView>, CoreError> {
-        principal.require_login()?;
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<ApiKeyView>, CoreError> {
+        check(principal)?;
         Ok(self
-            .deps
-            .api_keys
+            .repo
             .keys_of(principal.id())
             .await?
             .iter()
@@ -190,25 +227,23 @@ impl AuthService {
     }
 
     /// A new secret for the same key id; the old one stops working at once.
-    pub async fn rotate_api_key(
+    pub async fn rotate(
         &self,
         principal: &Principal,
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(ApiKeyView, SecretString), CoreError> {
-        principal.require_login()?;
+        check(principal)?;
         let (key, prefix) = new_key()?;
         if !self
-            .deps
-            .api_keys
+            .repo
             .rotate_key(id, principal.id(), &prefix, &digest(key.expose_secret()))
             .await?
         {
             return Err(CoreError::NotFound);
         }
         let record = self
-            .deps
-            .api_keys
+            .repo
             .key_by_prefix(&prefix)
             .await?
             .ok_or(CoreError::NotFound)?;
@@ -222,17 +257,16 @@ impl AuthService {
         Ok((view(&record), key))
     }
 
-    pub async fn revoke_api_key(
+    pub async fn revoke(
         &self,
         principal: &Principal,
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        principal.require_login()?;
+        check(principal)?;
         if !self
-            .deps
-            .api_keys
-            .revoke_key(id, principal.id(), millis(self.now()))
+            .repo
+            .revoke_key(id, principal.id(), self.directory.kernel.now_ms())
             .await?
         {
             return Err(CoreError::NotFound);
@@ -249,7 +283,7 @@ impl AuthService {
 
     /// Authenticates an `X-API-Key`. Unknown, wrong, revoked and expired
     /// keys all fail alike.
-    pub async fn authenticate_key(
+    pub async fn authenticate(
         &self,
         key: &str,
         meta: &RequestMeta,
@@ -260,8 +294,7 @@ impl AuthService {
             .filter(|p| p.starts_with(KEY_PREFIX) && p.len() == KEY_PREFIX.len() + 8)
             .ok_or(CoreError::InvalidToken)?;
         let record = self
-            .deps
-            .api_keys
+            .repo
             .key_by_prefix(prefix)
             .await?
             .ok_or(CoreError::InvalidToken)?;
@@ -270,12 +303,13 @@ impl AuthService {
             .as_bytes()
             .ct_eq(record.key_hash.as_bytes())
             .into();
-        let now = millis(self.now());
+        let now = self.directory.kernel.now_ms();
         if !matches || record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
             return Err(CoreError::InvalidToken);
         }
         let user = self
-            .current_user(record.user_id)
+            .directory
+            .current(record.user_id)
             .await?
             .filter(|u| u.is_active)
             .ok_or(CoreError::InvalidToken)?;
@@ -288,7 +322,7 @@ impl AuthService {
             .last_used_at
             .is_none_or(|t| now - t >= USE_RECORD_INTERVAL_MS)
         {
-            self.deps.api_keys.touch_key(record.id, now).await?;
+            self.repo.touch_key(record.id, now).await?;
             self.audit(
                 AuditEvent::new(EventKind::ApiKeyUsed, Outcome::Success, meta)
                     .actor(user.id)

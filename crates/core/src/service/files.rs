@@ -10,10 +10,11 @@ use futures_util::stream::BoxStream;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::auth::{Principal, from_millis, millis};
+use super::kernel::Kernel;
+use super::principal::Principal;
 use crate::CoreError;
-use crate::audit::{AuditEvent, AuditSink, EventKind, Outcome, RequestMeta};
-use crate::clock::Clock;
+use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
+use crate::clock::from_unix_ms;
 use crate::config::Config;
 use crate::file::{FileInfo, FileKind, SNIFF_BYTES, sanitize_filename};
 use crate::ports::{BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo};
@@ -24,8 +25,7 @@ use crate::rbac::Permission;
 pub struct FileDeps {
     pub files: Arc<dyn FileRepo>,
     pub blobs: Arc<dyn BlobStore>,
-    pub audit: Arc<dyn AuditSink>,
-    pub clock: Arc<dyn Clock>,
+    pub kernel: Kernel,
 }
 
 /// A file's metadata and its content, ready to stream.
@@ -58,7 +58,7 @@ fn to_info(r: &FileRecord) -> FileInfo {
         filename: r.filename.clone(),
         content_type: r.content_type.clone(),
         size: u64::try_from(r.size).unwrap_or(0),
-        created_at: from_millis(r.created_at),
+        created_at: from_unix_ms(r.created_at),
     }
 }
 
@@ -115,15 +115,15 @@ impl FileService {
             content_type: kind.content_type().to_owned(),
             size: i64::try_from(size).unwrap_or(i64::MAX),
             storage_key,
-            created_at: millis(self.deps.clock.now()),
+            created_at: self.deps.kernel.now_ms(),
         };
         if let Err(e) = self.deps.files.insert_file(&record).await {
             remove_blobs(self.deps.blobs.as_ref(), &[record.storage_key]).await;
             return Err(e);
         }
         self.deps
-            .audit
-            .record(
+            .kernel
+            .audit(
                 AuditEvent::new(EventKind::FileUploaded, Outcome::Success, meta)
                     .actor(principal.id())
                     .target(principal.id())
@@ -236,8 +236,8 @@ impl FileService {
         }
         remove_blobs(self.deps.blobs.as_ref(), &[record.storage_key]).await;
         self.deps
-            .audit
-            .record(
+            .kernel
+            .audit(
                 AuditEvent::new(EventKind::FileDeleted, Outcome::Success, meta)
                     .actor(principal.id())
                     .target(record.owner_id)

@@ -29,9 +29,15 @@ const SECRET_A: &str = "secret-a-0123456789-0123456789-0123456789";
 const SECRET_B: &str = "secret-b-0123456789-0123456789-0123456789";
 
 fn issue(keys: &TokenKeys, token_type: TokenType) -> String {
-    keys.issue(token_type, Uuid::now_v7(), Role::User, 0, None, TTL, NOW)
-        .unwrap()
-        .token
+    let grant = Grant {
+        token_type,
+        user_id: Uuid::now_v7(),
+        role: Role::User,
+        auth_version: 0,
+        session_id: None,
+        ttl: TTL,
+    };
+    keys.issue(&grant, NOW).unwrap().token
 }
 
 /// Re-encodes a token's payload after `edit`, keeping header and signature.
@@ -51,12 +57,14 @@ fn round_trip_carries_every_claim_and_kid() {
     let sid = Uuid::now_v7();
     let issued = keys
         .issue(
-            TokenType::Access,
-            user,
-            Role::Moderator,
-            3,
-            Some(sid),
-            TTL,
+            &Grant {
+                token_type: TokenType::Access,
+                user_id: user,
+                role: Role::Moderator,
+                auth_version: 3,
+                session_id: Some(sid),
+                ttl: TTL,
+            },
             NOW,
         )
         .unwrap();

@@ -33,7 +33,7 @@ fn read_password() -> Result<SecretString, String> {
     Ok(SecretString::from(password))
 }
 
-pub async fn create(
+pub async fn create_admin(
     config: &Config,
     username: String,
     email: String,
@@ -46,7 +46,8 @@ pub async fn create(
     }
     let services = crate::wiring::services(config, &db).await?;
     let result = services
-        .auth
+        .use_cases
+        .accounts
         .create_admin(Registration {
             username,
             email,

@@ -1,0 +1,336 @@
+//! Accounts: registration, the operator's first admin, and the caller's own
+//! profile, password and logins. [`AccountFactory`] creates accounts for
+//! registration and for user administration alike.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::kernel::Directory;
+use super::logins::Logins;
+use super::principal::Principal;
+use crate::CoreError;
+use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
+use crate::auth::password::{self, PasswordHasher};
+use crate::ports::{NewUser, SessionInfo, UserChanges, UserRecord};
+use crate::rbac::{Permission, Role};
+use crate::user::{Email, FieldProblem, FullName, User, Username, mask_email};
+
+/// A registration request, not yet validated.
+#[derive(Debug)]
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+    pub full_name: Option<String>,
+}
+
+/// `PUT /users/me`: `None` leaves a field unchanged.
+#[derive(Debug, Default)]
+pub struct ProfileUpdate {
+    /// `Some(None)` (JSON `null`) clears the name.
+    pub full_name: Option<Option<String>>,
+    pub email: Option<String>,
+}
+
+/// The validated fields of a registration.
+struct Checked {
+    username: Username,
+    email: Email,
+    full_name: Option<FullName>,
+}
+
+fn check(input: &Registration) -> Result<Checked, CoreError> {
+    let mut problems = Vec::new();
+    let username = Username::parse(&input.username)
+        .map_err(|p| problems.push(p))
+        .ok();
+    let email = Email::parse(&input.email)
+        .map_err(|p| problems.push(p))
+        .ok();
+    let full_name = match input.full_name.as_deref().map(FullName::parse).transpose() {
+        Ok(name) => name.flatten(),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    match (username, email) {
+        (Some(username), Some(email)) if problems.is_empty() => Ok(Checked {
+            username,
+            email,
+            full_name,
+        }),
+        _ => Err(CoreError::Validation(problems)),
+    }
+}
+
+/// Creates accounts: validation, password policy, hashing, encryption.
+#[derive(Debug, Clone)]
+pub struct AccountFactory {
+    pub directory: Directory,
+    pub hasher: PasswordHasher,
+}
+
+impl AccountFactory {
+    /// Validates and stores a new account with `role`. Duplicates fail with
+    /// [`CoreError::RegistrationFailed`] after the same work as a success,
+    /// so neither the answer nor its timing tells whether an account exists.
+    pub async fn create(&self, input: Registration, role: Role) -> Result<User, CoreError> {
+        let fields = check(&input)?;
+        password::check_policy(input.password.expose_secret())
+            .map_err(|w| CoreError::WeakPassword(w.0))?;
+        let password_hash = self.hasher.hash(&input.password).await?;
+        let kernel = &self.directory.kernel;
+        let now = kernel.now_ms();
+        let record = UserRecord {
+            id: Uuid::now_v7(),
+            username: fields.username.as_str().to_owned(),
+            email_enc: kernel.cipher.encrypt("email", fields.email.as_str())?,
+            full_name_enc: fields
+                .full_name
+                .as_ref()
+                .map(|n| kernel.cipher.encrypt("full_name", n.as_str()))
+                .transpose()?,
+            password_hash,
+            role: role.as_str().to_owned(),
+            is_active: true,
+            email_verified: false,
+            mfa_enabled: false,
+            auth_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let new = NewUser {
+            username_key: fields.username.key(),
+            email_index: kernel.email_index(&fields.email),
+            record,
+        };
+        match self.directory.users.create(&new).await {
+            Ok(()) => {
+                // A new user changes the lists.
+                self.directory.invalidate(new.record.id).await;
+                kernel.to_user(&new.record)
+            }
+            Err(CoreError::Conflict) => Err(CoreError::RegistrationFailed),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Accounts {
+    factory: AccountFactory,
+    logins: Logins,
+}
+
+impl Accounts {
+    pub fn new(factory: AccountFactory, logins: Logins) -> Self {
+        Self { factory, logins }
+    }
+
+    fn directory(&self) -> &Directory {
+        &self.factory.directory
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        self.directory().kernel.audit(event).await;
+    }
+
+    /// Self-service registration: always role `user`.
+    pub async fn register(
+        &self,
+        input: Registration,
+        meta: &RequestMeta,
+    ) -> Result<User, CoreError> {
+        let masked = mask_email(input.email.trim());
+        match self.factory.create(input, Role::User).await {
+            Ok(user) => {
+                self.audit(
+                    AuditEvent::new(EventKind::UserRegistered, Outcome::Success, meta)
+                        .actor(user.id)
+                        .target(user.id)
+                        .details(json!({"email": masked, "username": user.username})),
+                )
+                .await;
+                Ok(user)
+            }
+            Err(CoreError::RegistrationFailed) => {
+                self.audit(
+                    AuditEvent::new(EventKind::UserRegistered, Outcome::Failure, meta)
+                        .details(json!({"email": masked, "reason": "duplicate"})),
+                )
+                .await;
+                Err(CoreError::RegistrationFailed)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Operator bootstrap (`gatehouse create-admin`): whoever runs the
+    /// binary against the database already holds every power.
+    pub async fn create_admin(&self, input: Registration) -> Result<User, CoreError> {
+        let user = self.factory.create(input, Role::Admin).await?;
+        self.audit(
+            AuditEvent::new(
+                EventKind::UserCreated,
+                Outcome::Success,
+                &RequestMeta::default(),
+            )
+            .target(user.id)
+            .details(json!({"role": "admin", "via": "create-admin"})),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// The caller's profile changes, validated and encrypted.
+    fn profile_changes(
+        &self,
+        principal: &Principal,
+        update: &ProfileUpdate,
+    ) -> Result<UserChanges, CoreError> {
+        let kernel = &self.directory().kernel;
+        let mut changes = UserChanges::default();
+        let mut problems: Vec<FieldProblem> = Vec::new();
+        if let Some(name) = &update.full_name {
+            match kernel.encrypt_name(name.as_deref()) {
+                Ok(enc) => changes.full_name_enc = Some(enc),
+                Err(CoreError::Validation(mut p)) => problems.append(&mut p),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(raw) = &update.email {
+            match Email::parse(raw) {
+                Ok(email) if email.as_str() != principal.user.email => {
+                    changes.email = Some((
+                        kernel.cipher.encrypt("email", email.as_str())?,
+                        kernel.email_index(&email),
+                    ));
+                }
+                Ok(_) => {}
+                Err(p) => problems.push(p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(changes)
+        } else {
+            Err(CoreError::Validation(problems))
+        }
+    }
+
+    pub async fn update_me(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+        meta: &RequestMeta,
+    ) -> Result<User, CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        let changes = self.profile_changes(principal, &update)?;
+        let id = principal.id();
+        let now = self.directory().kernel.now_ms();
+        match self.directory().users.update(id, &changes, now).await {
+            Ok(true) => {}
+            Ok(false) => return Err(CoreError::NotFound),
+            // Same vague answer as registration: no probing for emails.
+            Err(CoreError::Conflict) => return Err(CoreError::RegistrationFailed),
+            Err(e) => return Err(e),
+        }
+        let user = self.directory().after_write(id).await?;
+        let fields: Vec<&str> = [
+            update.full_name.as_ref().map(|_| "full_name"),
+            changes.email.as_ref().map(|_| "email"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.audit(
+            AuditEvent::new(EventKind::UserUpdated, Outcome::Success, meta)
+                .actor(id)
+                .target(id)
+                .details(json!({ "fields": fields })),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Changes the caller's password: revokes every login of the user and
+    /// every access token issued before (credential version bump).
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &SecretString,
+        new: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        let id = principal.id();
+        let record = self.directory().record(id).await?;
+        if !self
+            .factory
+            .hasher
+            .verify(current, Some(&record.password_hash))
+            .await?
+        {
+            self.audit(
+                AuditEvent::new(EventKind::PasswordChanged, Outcome::Failure, meta)
+                    .actor(id)
+                    .target(id)
+                    .details(json!({"reason": "wrong_current_password"})),
+            )
+            .await;
+            return Err(CoreError::WrongPassword);
+        }
+        if current.expose_secret() == new.expose_secret() {
+            return Err(CoreError::WeakPassword(
+                "The new password must differ from the current one",
+            ));
+        }
+        password::check_policy(new.expose_secret()).map_err(|w| CoreError::WeakPassword(w.0))?;
+        let hash = self.factory.hasher.hash(new).await?;
+        let now = self.directory().kernel.now_ms();
+        self.directory()
+            .users
+            .change_password(id, &hash, now)
+            .await?;
+        self.logins.sessions.revoke_all(id, now).await?;
+        self.directory().invalidate(id).await;
+        self.audit(
+            AuditEvent::new(EventKind::PasswordChanged, Outcome::Success, meta)
+                .actor(id)
+                .target(id),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn my_sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, CoreError> {
+        principal.require(Permission::SelfRead)?;
+        let now = self.directory().kernel.now_ms();
+        self.logins.sessions.list_active(principal.id(), now).await
+    }
+
+    /// Revokes one of the caller's logins; another user's session is
+    /// reported as absent (no probing of ids).
+    pub async fn revoke_my_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        if self.logins.sessions.owner(session_id).await? != Some(principal.id()) {
+            return Err(CoreError::NotFound);
+        }
+        let now = self.directory().kernel.now();
+        self.logins.revoke(session_id, now).await?;
+        self.audit(
+            AuditEvent::new(EventKind::SessionRevoked, Outcome::Success, meta)
+                .actor(principal.id())
+                .target(principal.id())
+                .details(json!({"session_id": session_id})),
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! Logins: a session and its family of refresh tokens, the access tokens
+//! issued under it, and their revocation. Shared by sign-in, the second
+//! factor, the account's own session list and user administration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::CoreError;
+use crate::audit::RequestMeta;
+use crate::auth::refresh;
+use crate::auth::tokens::{Grant, TokenKeys, TokenType};
+use crate::clock::unix_ms;
+use crate::config::Config;
+use crate::ports::{NewRefreshToken, NewSession, SessionRepo, TokenDenylist};
+use crate::user::User;
+
+/// Tokens handed to a client after login or refresh.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: SecretString,
+    pub refresh_expires_in: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logins {
+    pub sessions: Arc<dyn SessionRepo>,
+    pub denylist: Arc<dyn TokenDenylist>,
+    pub keys: Arc<TokenKeys>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+pub(super) fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+impl Logins {
+    pub fn new(
+        config: &Config,
+        sessions: Arc<dyn SessionRepo>,
+        denylist: Arc<dyn TokenDenylist>,
+    ) -> Result<Self, CoreError> {
+        Ok(Self {
+            sessions,
+            denylist,
+            keys: Arc::new(TokenKeys::from_config(&config.jwt)?),
+            access_ttl: config.jwt.access_ttl,
+            refresh_ttl: config.jwt.refresh_ttl,
+        })
+    }
+
+    /// When a refresh token issued at `now` expires (Unix ms).
+    pub(super) fn refresh_expiry(&self, now: OffsetDateTime) -> i64 {
+        unix_ms(now) + secs(self.refresh_ttl) * 1000
+    }
+
+    /// Starts a login for `user`: a new session, its first refresh token and
+    /// an access token bound to it.
+    pub async fn start(
+        &self,
+        user: &User,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, CoreError> {
+        let session_id = Uuid::now_v7();
+        let expires_at = self.refresh_expiry(now);
+        let issued = refresh::generate()?;
+        self.sessions
+            .start(
+                &NewSession {
+                    id: session_id,
+                    user_id: user.id,
+                    created_at: unix_ms(now),
+                    expires_at,
+                    ip: meta.ip.clone(),
+                    user_agent: meta.user_agent.clone(),
+                },
+                &NewRefreshToken {
+                    id: Uuid::now_v7(),
+                    session_id,
+                    digest: issued.digest,
+                    created_at: unix_ms(now),
+                    expires_at,
+                },
+            )
+            .await?;
+        self.pair(user, session_id, issued.token, now)
+    }
+
+    /// An access token for `user` under login `session_id`, beside the
+    /// login's new refresh token.
+    pub(super) fn pair(
+        &self,
+        user: &User,
+        session_id: Uuid,
+        refresh_token: SecretString,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, CoreError> {
+        let access = self.keys.issue(
+            &Grant {
+                token_type: TokenType::Access,
+                user_id: user.id,
+                role: user.role,
+                auth_version: user.auth_version,
+                session_id: Some(session_id),
+                ttl: self.access_ttl,
+            },
+            now,
+        )?;
+        Ok(TokenPair {
+            access_token: access.token,
+            expires_in: self.access_ttl.as_secs(),
+            refresh_token,
+            refresh_expires_in: self.refresh_ttl.as_secs(),
+        })
+    }
+
+    /// Revokes a session's refresh tokens and the access tokens issued under
+    /// it (until the longest of them would have expired).
+    pub async fn revoke(&self, session_id: Uuid, now: OffsetDateTime) -> Result<(), CoreError> {
+        self.sessions.revoke(session_id, unix_ms(now)).await?;
+        let until = now.unix_timestamp() + secs(self.access_ttl);
+        self.denylist
+            .deny(&format!("sid:{session_id}"), until)
+            .await
+    }
+}

@@ -1,0 +1,249 @@
+//! Operations: statistics and the audit trail (for holders of
+//! `admin:read`), and the operator's jobs that run without a caller —
+//! audit pruning on a schedule and data-key rotation from the command line.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::Duration as TimeDuration;
+use uuid::Uuid;
+
+use super::kernel::Directory;
+use super::principal::Principal;
+use crate::CoreError;
+use crate::audit::{AuditEntry, AuditQuery, AuditRepo, Verification, verify_chain};
+use crate::clock::unix_ms;
+use crate::crypto::FieldCipher;
+use crate::ports::{LoginThrottle, MfaRepo, SessionRepo, UserFilter, UserRecord};
+use crate::rbac::{Permission, Role};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AdminStats {
+    pub users: UserCounts,
+    pub sessions: SessionCounts,
+    pub logins_24h: LoginCounts,
+    pub locked_accounts: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserCounts {
+    pub total: u64,
+    pub active: u64,
+    pub inactive: u64,
+    pub by_role: RoleCounts,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RoleCounts {
+    pub admin: u64,
+    pub moderator: u64,
+    pub user: u64,
+    pub viewer: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub active: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LoginCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// What `rotate-keys` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    pub scanned: u64,
+    pub reencrypted: u64,
+}
+
+/// Ports operations read besides the directory.
+#[derive(Debug, Clone)]
+pub struct OperationsDeps {
+    pub directory: Directory,
+    pub sessions: Arc<dyn SessionRepo>,
+    pub audit_log: Arc<dyn AuditRepo>,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub mfa: Arc<dyn MfaRepo>,
+}
+
+#[derive(Debug)]
+pub struct Operations {
+    deps: OperationsDeps,
+}
+
+impl Operations {
+    pub fn new(deps: OperationsDeps) -> Self {
+        Self { deps }
+    }
+
+    fn cipher(&self) -> &FieldCipher {
+        &self.deps.directory.kernel.cipher
+    }
+
+    pub async fn stats(&self, principal: &Principal) -> Result<AdminStats, CoreError> {
+        principal.require(Permission::AdminRead)?;
+        let now = self.deps.directory.kernel.now();
+        let stats = self.deps.directory.users.stats().await?;
+        let mut by_role = RoleCounts::default();
+        for (role, n) in &stats.by_role {
+            match role.parse::<Role>() {
+                Ok(Role::Admin) => by_role.admin = *n,
+                Ok(Role::Moderator) => by_role.moderator = *n,
+                Ok(Role::User) => by_role.user = *n,
+                Ok(Role::Viewer) => by_role.viewer = *n,
+                Err(()) => {}
+            }
+        }
+        let day_ago = unix_ms(now - TimeDuration::hours(24));
+        let log = &self.deps.audit_log;
+        Ok(AdminStats {
+            users: UserCounts {
+                total: stats.total,
+                active: stats.active,
+                inactive: stats.total.saturating_sub(stats.active),
+                by_role,
+            },
+            sessions: SessionCounts {
+                active: self.deps.sessions.count_active(unix_ms(now)).await?,
+            },
+            logins_24h: LoginCounts {
+                succeeded: log.count_since("login_succeeded", day_ago).await?,
+                failed: log.count_since("login_failed", day_ago).await?,
+            },
+            locked_accounts: self.deps.throttle.locked_count(unix_ms(now)).await?,
+        })
+    }
+
+    /// A page of the audit trail, newest first, with the cursor of the next.
+    pub async fn audit_page(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+    ) -> Result<(Vec<AuditEntry>, Option<i64>), CoreError> {
+        principal.require(Permission::AdminRead)?;
+        let mut q = query.clone();
+        q.limit = query.limit + 1;
+        let mut entries = self.deps.audit_log.page(&q).await?;
+        let has_more = entries.len() as u64 > query.limit;
+        entries.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        let next = if has_more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok((entries, next))
+    }
+
+    pub async fn verify_audit(&self, principal: &Principal) -> Result<Verification, CoreError> {
+        principal.require(Permission::AdminRead)?;
+        verify_chain(self.deps.audit_log.as_ref()).await
+    }
+
+    /// Deletes audit entries older than `days`, keeping the chain verifiable
+    /// from the recorded anchor. A scheduled job: no caller to check.
+    pub async fn prune_audit(&self, days: u32) -> Result<u64, CoreError> {
+        let now = self.deps.directory.kernel.now();
+        let cutoff = unix_ms(now - TimeDuration::days(i64::from(days)));
+        self.deps.audit_log.prune_before(cutoff).await
+    }
+
+    /// Re-encrypts every encrypted field not yet under the primary data key,
+    /// `batch` users per transaction, in id order. Rows already rotated are
+    /// skipped, so an interrupted run is resumed by running it again. Run
+    /// by the operator (`gatehouse rotate-keys`), who holds the keys.
+    pub async fn rotate_keys(
+        &self,
+        batch: u64,
+        mut progress: impl FnMut(RotationReport) + Send,
+    ) -> Result<RotationReport, CoreError> {
+        let mut report = RotationReport::default();
+        let mut after = None;
+        loop {
+            let rows = self
+                .deps
+                .directory
+                .users
+                .list_after(&UserFilter::default(), after, batch.max(1))
+                .await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.id);
+            report.scanned += rows.len() as u64;
+            let changed = self.reencrypt_users(&rows)?;
+            for r in &rows {
+                if self.rotate_totp(r.id).await? {
+                    report.reencrypted += u64::from(!changed.iter().any(|(id, ..)| *id == r.id));
+                }
+            }
+            if !changed.is_empty() {
+                self.deps.directory.users.set_encrypted(&changed).await?;
+                for (id, ..) in &changed {
+                    self.deps.directory.invalidate(*id).await;
+                }
+                report.reencrypted += changed.len() as u64;
+            }
+            progress(report);
+        }
+        Ok(report)
+    }
+
+    fn is_stale(&self, stored: Option<&str>) -> bool {
+        stored.is_some_and(|v| FieldCipher::key_id(v) != Some(self.cipher().primary_kid()))
+    }
+
+    /// The rows' email and name under the primary key, for rows not yet so.
+    fn reencrypt_users(
+        &self,
+        rows: &[UserRecord],
+    ) -> Result<Vec<(Uuid, String, Option<String>)>, CoreError> {
+        let cipher = self.cipher();
+        let mut changed = Vec::new();
+        for r in rows {
+            if !self.is_stale(Some(&r.email_enc)) && !self.is_stale(r.full_name_enc.as_deref()) {
+                continue;
+            }
+            let email = cipher.decrypt("email", &r.email_enc)?;
+            let name = r
+                .full_name_enc
+                .as_deref()
+                .map(|n| cipher.decrypt("full_name", n))
+                .transpose()?;
+            changed.push((
+                r.id,
+                cipher.encrypt("email", &email)?,
+                name.map(|n| cipher.encrypt("full_name", &n)).transpose()?,
+            ));
+        }
+        Ok(changed)
+    }
+
+    /// Re-encrypts a user's TOTP secrets (active and pending) if stale;
+    /// answers whether anything was rewritten.
+    async fn rotate_totp(&self, user_id: Uuid) -> Result<bool, CoreError> {
+        let state = self.deps.mfa.mfa_state(user_id).await?.unwrap_or_default();
+        if !self.is_stale(state.secret_enc.as_deref())
+            && !self.is_stale(state.pending_enc.as_deref())
+        {
+            return Ok(false);
+        }
+        let cipher = self.cipher();
+        let reencrypt = |v: Option<String>| -> Result<Option<String>, CoreError> {
+            v.map(|e| {
+                let plain = cipher.decrypt("totp_secret", &e)?;
+                cipher.encrypt("totp_secret", &plain)
+            })
+            .transpose()
+        };
+        let secret = reencrypt(state.secret_enc)?;
+        let pending = reencrypt(state.pending_enc)?;
+        self.deps
+            .mfa
+            .set_totp_encrypted(user_id, secret.as_deref(), pending.as_deref())
+            .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,497 @@
+//! Sign-in and sessions: login (password, then the second factor when 2FA
+//! is on), refresh (rotation with reuse detection), logout, and the
+//! per-request check of an access token against the user's current state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::kernel::Directory;
+use super::logins::{Logins, TokenPair};
+use super::principal::Principal;
+use super::two_factor::SecondFactor;
+use crate::CoreError;
+use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
+use crate::auth::password::PasswordHasher;
+use crate::auth::refresh;
+use crate::auth::tokens::{Grant, TokenKeys, TokenType};
+use crate::clock::unix_ms;
+use crate::config::{Config, LockoutConfig};
+use crate::ports::{LoginThrottle, RefreshLookup, Rotation, UserRecord};
+use crate::user::{Email, FieldProblem, User, mask_email};
+
+/// Lifetime of the token between the two login steps.
+const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// How a login names the account.
+#[derive(Debug, Clone)]
+pub enum LoginId {
+    Email(String),
+    /// The OAuth2 password grant's `username`: an email or a username.
+    EmailOrUsername(String),
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Tokens(TokenPair, User),
+    /// 2FA is on: the second step (`/login/mfa`) needs this token.
+    MfaRequired {
+        mfa_token: String,
+        expires_in: u64,
+    },
+}
+
+/// The account a login names, and how its failures are counted and logged.
+#[derive(Debug)]
+struct LoginTarget {
+    record: Option<UserRecord>,
+    /// The lockout counter's key: per account when it exists.
+    throttle_key: String,
+    /// How the audit trail names the attempt (masked email or username).
+    who: String,
+}
+
+/// The ports sign-in drives besides the shared ones.
+#[derive(Debug, Clone)]
+pub struct SignInDeps {
+    pub directory: Directory,
+    pub logins: Logins,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub hasher: PasswordHasher,
+    pub second_factor: SecondFactor,
+}
+
+#[derive(Debug)]
+pub struct SignIn {
+    deps: SignInDeps,
+    lockout: LockoutConfig,
+    require_verified_email: bool,
+}
+
+impl SignIn {
+    pub fn new(config: &Config, deps: SignInDeps) -> Self {
+        Self {
+            deps,
+            lockout: config.lockout,
+            require_verified_email: config.require_verified_email,
+        }
+    }
+
+    pub fn token_keys(&self) -> &TokenKeys {
+        &self.deps.logins.keys
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        self.deps.logins.refresh_ttl
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.deps.directory.kernel.now()
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        self.deps.directory.kernel.audit(event).await;
+    }
+
+    /// Field problems for a login identifier (schema rules only).
+    pub fn check_login_email(email: &str) -> Result<(), FieldProblem> {
+        Email::parse(email).map(drop)
+    }
+
+    /// Finds the account a login names, and the key its failures count under.
+    async fn resolve(&self, id: &LoginId) -> Result<LoginTarget, CoreError> {
+        let kernel = &self.deps.directory.kernel;
+        let users = &self.deps.directory.users;
+        let raw = match id {
+            LoginId::Email(s) | LoginId::EmailOrUsername(s) => s.trim(),
+        };
+        if matches!(id, LoginId::Email(_)) || raw.contains('@') {
+            let email = raw.to_lowercase();
+            let index = kernel.blind.of("email", &email);
+            return Ok(LoginTarget {
+                record: users.by_email_index(&index).await?,
+                throttle_key: format!("email:{index}"),
+                who: mask_email(&email),
+            });
+        }
+        let key = raw.to_ascii_lowercase();
+        let record = users.by_username_key(&key).await?;
+        // Failures count per account when it exists, so switching between
+        // username and email does not reset the count.
+        let throttle_key = match &record {
+            Some(r) => self.throttle_key_of(r)?,
+            None => format!("username:{}", kernel.blind.of("username", &key)),
+        };
+        Ok(LoginTarget {
+            record,
+            throttle_key,
+            who: format!("username:{key}"),
+        })
+    }
+
+    /// The lockout key of an existing account: its email's blind index.
+    fn throttle_key_of(&self, record: &UserRecord) -> Result<String, CoreError> {
+        let kernel = &self.deps.directory.kernel;
+        let email = kernel.cipher.decrypt("email", &record.email_enc)?;
+        Ok(format!("email:{}", kernel.blind.of("email", &email)))
+    }
+
+    /// Refuses with 429 while the account is locked.
+    async fn check_unlocked(&self, key: &str, now: OffsetDateTime) -> Result<(), CoreError> {
+        match self.deps.throttle.locked_for(key, unix_ms(now)).await? {
+            Some(retry_after) => Err(CoreError::AccountLocked { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed proof of a secret; audits the lock it may cause.
+    async fn count_failure(
+        &self,
+        key: &str,
+        target: Option<Uuid>,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = unix_ms(self.now());
+        if let Some(lock) = self
+            .deps
+            .throttle
+            .record_failure(key, now, self.lockout)
+            .await?
+        {
+            let mut details = details;
+            details["lock_seconds"] = json!(lock.as_secs());
+            let mut locked =
+                AuditEvent::new(EventKind::AccountLocked, Outcome::Failure, meta).details(details);
+            if let Some(id) = target {
+                locked = locked.target(id);
+            }
+            self.audit(locked).await;
+        }
+        Ok(())
+    }
+
+    pub async fn login(
+        &self,
+        id: LoginId,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
+        let now = self.now();
+        let target = self.resolve(&id).await?;
+        if let Err(locked) = self.check_unlocked(&target.throttle_key, now).await {
+            self.audit(
+                AuditEvent::new(EventKind::LoginFailed, Outcome::Failure, meta)
+                    .details(json!({"account": target.who, "reason": "locked"})),
+            )
+            .await;
+            return Err(locked);
+        }
+        // Always verify, against a dummy hash when the account is unknown:
+        // same work, same time, same answer (OWASP ASVS 2.2.x / 3.x).
+        let matched = self
+            .deps
+            .hasher
+            .verify(
+                password,
+                target.record.as_ref().map(|r| r.password_hash.as_str()),
+            )
+            .await?;
+        let record = match &target.record {
+            Some(r) if matched && r.is_active => r,
+            other => {
+                let reason = match other {
+                    None => "unknown_account",
+                    Some(r) if !r.is_active && matched => "inactive",
+                    Some(_) => "wrong_password",
+                };
+                return Err(self.refuse_password(&target, reason, meta).await);
+            }
+        };
+        if self.require_verified_email && !record.email_verified {
+            return Err(CoreError::EmailNotVerified);
+        }
+        self.deps.throttle.reset(&target.throttle_key).await?;
+        self.rehash_if_needed(record, password, now).await;
+        let user = self.deps.directory.kernel.to_user(record)?;
+        if user.mfa_enabled {
+            return self.second_step(&user, now);
+        }
+        let pair = self.deps.logins.start(&user, meta, now).await?;
+        self.audit(
+            AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
+                .actor(user.id)
+                .target(user.id)
+                .details(json!({"account": target.who})),
+        )
+        .await;
+        Ok(LoginOutcome::Tokens(pair, user))
+    }
+
+    /// Audits and counts a refused password; the answer never says why.
+    async fn refuse_password(
+        &self,
+        target: &LoginTarget,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> CoreError {
+        let account = target.record.as_ref().map(|r| r.id);
+        let mut failure = AuditEvent::new(EventKind::LoginFailed, Outcome::Failure, meta)
+            .details(json!({"account": target.who, "reason": reason}));
+        if let Some(id) = account {
+            failure = failure.target(id);
+        }
+        self.audit(failure).await;
+        let details = json!({"account": target.who});
+        match self
+            .count_failure(&target.throttle_key, account, details, meta)
+            .await
+        {
+            Ok(()) => CoreError::InvalidCredentials,
+            Err(e) => e,
+        }
+    }
+
+    /// Upgrades a hash made with other parameters. Best effort: a failed
+    /// upgrade must not fail a correct login.
+    async fn rehash_if_needed(
+        &self,
+        record: &UserRecord,
+        password: &SecretString,
+        now: OffsetDateTime,
+    ) {
+        if !self.deps.hasher.needs_rehash(&record.password_hash) {
+            return;
+        }
+        let stored = match self.deps.hasher.hash(password).await {
+            Ok(hash) => {
+                self.deps
+                    .directory
+                    .users
+                    .set_password_hash(record.id, &hash, unix_ms(now))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(user_id = %record.id, error = %e, "password re-hash not stored");
+        }
+    }
+
+    /// 2FA is on: a short-lived token for the second step instead of a login.
+    fn second_step(&self, user: &User, now: OffsetDateTime) -> Result<LoginOutcome, CoreError> {
+        let issued = self.deps.logins.keys.issue(
+            &Grant {
+                token_type: TokenType::Mfa,
+                user_id: user.id,
+                role: user.role,
+                auth_version: user.auth_version,
+                session_id: None,
+                ttl: MFA_TOKEN_TTL,
+            },
+            now,
+        )?;
+        Ok(LoginOutcome::MfaRequired {
+            mfa_token: issued.token,
+            expires_in: MFA_TOKEN_TTL.as_secs(),
+        })
+    }
+
+    /// The second login step: `mfa_token` from the first, and a TOTP or
+    /// backup code. Failures count toward the account's lockout.
+    pub async fn login_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
+        let now = self.now();
+        let claims = self
+            .deps
+            .logins
+            .keys
+            .verify(mfa_token, TokenType::Mfa, now)
+            .map_err(|_| CoreError::InvalidMfaCode)?;
+        let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidMfaCode)?;
+        let record = self
+            .deps
+            .directory
+            .users
+            .by_id(user_id)
+            .await?
+            .filter(|r| r.is_active && r.mfa_enabled && r.auth_version == claims.ver)
+            .ok_or(CoreError::InvalidMfaCode)?;
+        let throttle_key = self.throttle_key_of(&record)?;
+        self.check_unlocked(&throttle_key, now).await?;
+        if !self.deps.second_factor.check(user_id, code).await? {
+            self.deps
+                .second_factor
+                .audit_failure(user_id, "login", meta)
+                .await;
+            let details = json!({"step": "mfa"});
+            self.count_failure(&throttle_key, Some(user_id), details, meta)
+                .await?;
+            return Err(CoreError::InvalidMfaCode);
+        }
+        self.deps.throttle.reset(&throttle_key).await?;
+        let user = self.deps.directory.kernel.to_user(&record)?;
+        let pair = self.deps.logins.start(&user, meta, now).await?;
+        self.audit(
+            AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
+                .actor(user.id)
+                .target(user.id)
+                .details(json!({"second_factor": true})),
+        )
+        .await;
+        Ok(LoginOutcome::Tokens(pair, user))
+    }
+
+    /// Exchanges a refresh token for a new pair. A token already exchanged
+    /// means it was copied: the whole login is revoked (RFC 9700 §4.14.2).
+    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> Result<TokenPair, CoreError> {
+        let now = self.now();
+        let logins = &self.deps.logins;
+        let lookup = logins
+            .sessions
+            .find_refresh(&refresh::digest(token))
+            .await?
+            .ok_or(CoreError::InvalidRefreshToken)?;
+        if lookup.used_at.is_some() {
+            return Err(self.reuse_detected(&lookup, meta, now).await);
+        }
+        if lookup.session_revoked_at.is_some() || lookup.expires_at <= unix_ms(now) {
+            return Err(CoreError::InvalidRefreshToken);
+        }
+        let user = match self.deps.directory.current(lookup.user_id).await? {
+            Some(u) if u.is_active => u,
+            _ => {
+                logins.revoke(lookup.session_id, now).await?;
+                return Err(CoreError::InvalidRefreshToken);
+            }
+        };
+        let issued = refresh::generate()?;
+        let next = crate::ports::NewRefreshToken {
+            id: Uuid::now_v7(),
+            session_id: lookup.session_id,
+            digest: issued.digest,
+            created_at: unix_ms(now),
+            expires_at: logins.refresh_expiry(now),
+        };
+        match logins
+            .sessions
+            .rotate(lookup.token_id, &next, unix_ms(now))
+            .await?
+        {
+            Rotation::Rotated => {}
+            Rotation::AlreadyUsed => return Err(self.reuse_detected(&lookup, meta, now).await),
+        }
+        self.audit(
+            AuditEvent::new(EventKind::TokenRefreshed, Outcome::Success, meta)
+                .actor(user.id)
+                .target(user.id)
+                .details(json!({"session_id": lookup.session_id})),
+        )
+        .await;
+        logins.pair(&user, lookup.session_id, issued.token, now)
+    }
+
+    async fn reuse_detected(
+        &self,
+        lookup: &RefreshLookup,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> CoreError {
+        if let Err(e) = self.deps.logins.revoke(lookup.session_id, now).await {
+            return e;
+        }
+        tracing::warn!(
+            target: "gatehouse::security",
+            user_id = %lookup.user_id,
+            session_id = %lookup.session_id,
+            "refresh token reused: session revoked"
+        );
+        self.audit(
+            AuditEvent::new(EventKind::RefreshTokenReused, Outcome::Failure, meta)
+                .target(lookup.user_id)
+                .details(json!({"session_id": lookup.session_id})),
+        )
+        .await;
+        CoreError::InvalidRefreshToken
+    }
+
+    /// Ends a login: revokes the refresh token's session and denies the
+    /// presented access token until it expires. Idempotent.
+    pub async fn logout(
+        &self,
+        refresh_token: Option<&str>,
+        access_token: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = self.now();
+        let logins = &self.deps.logins;
+        let mut actor = None;
+        if let Some(token) = refresh_token
+            && let Some(lookup) = logins
+                .sessions
+                .find_refresh(&refresh::digest(token))
+                .await?
+        {
+            logins.revoke(lookup.session_id, now).await?;
+            actor = Some(lookup.user_id);
+        }
+        if let Some(token) = access_token
+            && let Ok(claims) = logins.keys.verify(token, TokenType::Access, now)
+        {
+            logins.denylist.deny(&claims.jti, claims.exp).await?;
+            actor = actor.or_else(|| claims.sub.parse().ok());
+        }
+        let mut event = AuditEvent::new(EventKind::Logout, Outcome::Success, meta);
+        if let Some(id) = actor {
+            event = event.actor(id).target(id);
+        }
+        self.audit(event).await;
+        Ok(())
+    }
+
+    /// Verifies an access token and checks it against the user's current
+    /// state: deleted, deactivated, credentials changed, logged out or
+    /// session revoked all refuse it on the next request.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, CoreError> {
+        let claims = self
+            .deps
+            .logins
+            .keys
+            .verify(token, TokenType::Access, self.now())
+            .map_err(|_| CoreError::InvalidToken)?;
+        let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidToken)?;
+        let session_id = claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok());
+        // The token itself (logout) and its login (revoked session).
+        let sid_key = session_id.map(|sid| format!("sid:{sid}"));
+        let mut keys = vec![claims.jti.as_str()];
+        keys.extend(sid_key.as_deref());
+        if self.deps.logins.denylist.any_denied(&keys).await? {
+            return Err(CoreError::InvalidToken);
+        }
+        let user = self
+            .deps
+            .directory
+            .current(user_id)
+            .await?
+            .ok_or(CoreError::InvalidToken)?;
+        if !user.is_active || user.auth_version != claims.ver {
+            return Err(CoreError::InvalidToken);
+        }
+        Ok(Principal {
+            user,
+            jti: claims.jti.clone(),
+            expires_at: claims.exp,
+            session_id,
+            api_key: None,
+        })
+    }
+}
