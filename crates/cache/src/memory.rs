@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::config::LockoutConfig;
-use gatehouse_core::ports::{LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ports::{LoginThrottle, Reservation, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::{Decision, Rate, RateLimiter, gcra};
 use gatehouse_core::service::UserPage;
 use gatehouse_core::user::User;
@@ -73,21 +73,46 @@ impl TokenDenylist for MemoryDenylist {
     }
 }
 
+/// One key's window: its failures, the checks in flight, and the lock.
 #[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
+struct Attempts {
+    failures: u32,
+    pending: u32,
     first_at: i64,
     locked_until: Option<i64>,
 }
 
-/// Consecutive failures per key within the lockout window.
+impl Attempts {
+    fn new(now: i64) -> Self {
+        Self {
+            failures: 0,
+            pending: 0,
+            first_at: now,
+            locked_until: None,
+        }
+    }
+
+    /// Starts a new window when the lock or the window is over; checks in
+    /// flight stay counted.
+    fn roll(&mut self, now: i64, window: i64) {
+        let lock_over = self.locked_until.is_some_and(|u| u <= now);
+        if lock_over || (self.locked_until.is_none() && now - self.first_at >= window) {
+            *self = Self {
+                pending: self.pending,
+                ..Self::new(now)
+            };
+        }
+    }
+}
+
+/// Failures and in-flight checks per key within the lockout window.
 #[derive(Debug, Default)]
 pub struct MemoryLoginThrottle {
-    entries: Mutex<HashMap<String, Failures>>,
+    entries: Mutex<HashMap<String, Attempts>>,
 }
 
 impl MemoryLoginThrottle {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Failures>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Attempts>> {
         // A panic elsewhere cannot corrupt counters: keep using them.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -101,18 +126,41 @@ fn remaining(until: i64, now: i64) -> Duration {
     Duration::from_millis(u64::try_from(until - now).unwrap_or(0))
 }
 
+/// How long a refused reservation waits when only checks in flight fill
+/// the window: they end within about a hash's time.
+pub const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
+
 #[async_trait]
 impl LoginThrottle for MemoryLoginThrottle {
-    async fn locked_for(&self, key: &str, now: i64) -> Result<Option<Duration>, CoreError> {
-        Ok(self
-            .lock()
-            .get(key)
-            .and_then(|f| f.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| remaining(until, now)))
+    async fn reserve(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutConfig,
+    ) -> Result<Reservation, CoreError> {
+        let window = ms(policy.window);
+        let mut map = self.lock();
+        // Forget stale entries so memory follows active attackers only.
+        if map.len() > 100_000 {
+            map.retain(|_, a| {
+                a.pending > 0
+                    || now - a.first_at < window
+                    || a.locked_until.is_some_and(|u| u > now)
+            });
+        }
+        let entry = map.entry(key.to_owned()).or_insert(Attempts::new(now));
+        entry.roll(now, window);
+        if let Some(until) = entry.locked_until {
+            return Ok(Reservation::Refused(remaining(until, now)));
+        }
+        if entry.failures + entry.pending >= policy.max_attempts {
+            return Ok(Reservation::Refused(IN_FLIGHT_RETRY));
+        }
+        entry.pending += 1;
+        Ok(Reservation::Granted)
     }
 
-    async fn record_failure(
+    async fn fail(
         &self,
         key: &str,
         now: i64,
@@ -120,30 +168,23 @@ impl LoginThrottle for MemoryLoginThrottle {
     ) -> Result<Option<Duration>, CoreError> {
         let window = ms(policy.window);
         let mut map = self.lock();
-        // Forget stale entries so memory follows active attackers only.
-        if map.len() > 100_000 {
-            map.retain(|_, f| now - f.first_at < window || f.locked_until.is_some_and(|u| u > now));
-        }
-        let entry = map.entry(key.to_owned()).or_insert(Failures {
-            count: 0,
-            first_at: now,
-            locked_until: None,
-        });
-        let lock_over = entry.locked_until.is_some_and(|u| u <= now);
-        if now - entry.first_at >= window || lock_over {
-            *entry = Failures {
-                count: 0,
-                first_at: now,
-                locked_until: None,
-            };
-        }
-        entry.count += 1;
-        if entry.count >= policy.max_attempts && entry.locked_until.is_none() {
+        let entry = map.entry(key.to_owned()).or_insert(Attempts::new(now));
+        entry.pending = entry.pending.saturating_sub(1);
+        entry.roll(now, window);
+        entry.failures += 1;
+        if entry.failures >= policy.max_attempts && entry.locked_until.is_none() {
             let until = now + window;
             entry.locked_until = Some(until);
             return Ok(Some(remaining(until, now)));
         }
         Ok(None)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), CoreError> {
+        if let Some(entry) = self.lock().get_mut(key) {
+            entry.pending = entry.pending.saturating_sub(1);
+        }
+        Ok(())
     }
 
     async fn reset(&self, key: &str) -> Result<(), CoreError> {
@@ -155,7 +196,7 @@ impl LoginThrottle for MemoryLoginThrottle {
         Ok(self
             .lock()
             .values()
-            .filter(|f| f.locked_until.is_some_and(|u| u > now))
+            .filter(|a| a.locked_until.is_some_and(|u| u > now))
             .count() as u64)
     }
 }
@@ -288,33 +329,69 @@ mod tests {
         window: Duration::from_secs(60),
     };
 
-    #[tokio::test]
-    async fn locks_after_max_failures_for_the_window() {
-        let t = MemoryLoginThrottle::default();
-        assert_eq!(t.record_failure("k", 0, POLICY).await.unwrap(), None);
-        assert_eq!(t.record_failure("k", 1_000, POLICY).await.unwrap(), None);
+    async fn attempt(t: &MemoryLoginThrottle, now: i64) -> Option<Duration> {
         assert_eq!(
-            t.record_failure("k", 2_000, POLICY).await.unwrap(),
-            Some(Duration::from_secs(60))
+            t.reserve("k", now, POLICY).await.unwrap(),
+            Reservation::Granted
         );
-        assert_eq!(
-            t.locked_for("k", 32_000).await.unwrap(),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(t.locked_for("other", 32_000).await.unwrap(), None);
-        assert_eq!(t.locked_for("k", 62_000).await.unwrap(), None, "lock ends");
+        t.fail("k", now, POLICY).await.unwrap()
     }
 
     #[tokio::test]
-    async fn failures_outside_the_window_and_successes_reset() {
+    async fn locks_after_max_failures_for_the_window() {
         let t = MemoryLoginThrottle::default();
-        t.record_failure("k", 0, POLICY).await.unwrap();
-        t.record_failure("k", 1, POLICY).await.unwrap();
+        assert_eq!(attempt(&t, 0).await, None);
+        assert_eq!(attempt(&t, 1_000).await, None);
+        assert_eq!(attempt(&t, 2_000).await, Some(Duration::from_secs(60)));
+        assert_eq!(
+            t.reserve("k", 32_000, POLICY).await.unwrap(),
+            Reservation::Refused(Duration::from_secs(30))
+        );
+        assert_eq!(
+            t.reserve("other", 32_000, POLICY).await.unwrap(),
+            Reservation::Granted
+        );
+        assert_eq!(
+            t.reserve("k", 62_000, POLICY).await.unwrap(),
+            Reservation::Granted,
+            "lock ends"
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_in_flight_count_until_settled() {
+        let t = MemoryLoginThrottle::default();
+        for _ in 0..3 {
+            assert_eq!(
+                t.reserve("k", 0, POLICY).await.unwrap(),
+                Reservation::Granted
+            );
+        }
+        assert_eq!(
+            t.reserve("k", 0, POLICY).await.unwrap(),
+            Reservation::Refused(IN_FLIGHT_RETRY),
+            "no fourth check while three are running"
+        );
+        // A success gives its reservation back; a failure keeps it.
+        t.release("k").await.unwrap();
+        t.fail("k", 1, POLICY).await.unwrap();
+        assert_eq!(
+            t.reserve("k", 2, POLICY).await.unwrap(),
+            Reservation::Granted
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_outside_the_window_and_completed_logins_reset() {
+        let t = MemoryLoginThrottle::default();
+        attempt(&t, 0).await;
+        attempt(&t, 1).await;
         // The window passed: counting starts again.
-        assert_eq!(t.record_failure("k", 61_000, POLICY).await.unwrap(), None);
-        t.record_failure("k", 61_001, POLICY).await.unwrap();
+        assert_eq!(attempt(&t, 61_000).await, None);
+        attempt(&t, 61_001).await;
         t.reset("k").await.unwrap();
-        assert_eq!(t.record_failure("k", 61_002, POLICY).await.unwrap(), None);
+        assert_eq!(attempt(&t, 61_002).await, None);
+        assert_eq!(attempt(&t, 61_003).await, None);
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use gatehouse_cache::redis::{
     RedisDenylist, RedisLoginThrottle, RedisRateLimiter, RedisStore, RedisUserCache,
 };
 use gatehouse_core::config::LockoutConfig;
-use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ports::{HealthProbe, LoginThrottle, Reservation, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::{Rate, RateLimiter};
 use gatehouse_core::rbac::Role;
 use gatehouse_core::user::User;
@@ -74,25 +74,29 @@ async fn lockout_counts_exactly_like_the_in_process_store() {
     for throttle in throttles {
         let mut seen = Vec::new();
         for (now, op) in [
+            (t, "reserve"),
             (t, "fail"),
-            (t + 1, "fail"),
-            (t + 2, "locked?"),
+            (t + 1, "reserve"),
+            (t + 1, "release"),
+            (t + 2, "reserve"),
+            (t + 2, "reserve"),
+            // Two in flight and one failure fill the window.
+            (t + 2, "reserve"),
             (t + 3, "fail"),
-            (t + 4, "locked?"),
+            (t + 3, "fail"),
+            (t + 4, "reserve"),
             (t + 5, "count"),
-            (t + 30_000, "locked?"),
-            (t + 63_004, "locked?"),
+            (t + 30_000, "reserve"),
+            (t + 63_004, "reserve"),
             (t + 63_005, "fail"),
             (t + 63_006, "reset"),
-            (t + 63_007, "fail"),
+            (t + 63_007, "reserve"),
             (t + 63_008, "count"),
         ] {
             let out = match op {
-                "fail" => format!(
-                    "{:?}",
-                    throttle.record_failure("acct", now, policy).await.unwrap()
-                ),
-                "locked?" => format!("{:?}", throttle.locked_for("acct", now).await.unwrap()),
+                "reserve" => format!("{:?}", throttle.reserve("acct", now, policy).await.unwrap()),
+                "fail" => format!("{:?}", throttle.fail("acct", now, policy).await.unwrap()),
+                "release" => format!("{:?}", throttle.release("acct").await.unwrap()),
                 "count" => format!("{}", throttle.locked_count(now).await.unwrap()),
                 _ => format!("{:?}", throttle.reset("acct").await.unwrap()),
             };
@@ -101,11 +105,39 @@ async fn lockout_counts_exactly_like_the_in_process_store() {
         outcomes.push(seen);
     }
     assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(outcomes[0][6], "Refused(1s)", "{:?}", outcomes[0]);
     assert_eq!(
-        outcomes[0][3], "Some(60s)",
+        outcomes[0][8], "Some(60s)",
         "third failure locks: {:?}",
         outcomes[0]
     );
+    assert_eq!(outcomes[0][9], "Refused(59.999s)", "{:?}", outcomes[0]);
+    assert_eq!(
+        outcomes[0][12], "Granted",
+        "after the lock: {:?}",
+        outcomes[0]
+    );
+}
+
+#[tokio::test]
+async fn lockout_reservations_are_atomic_across_instances() {
+    let Some(url) = redis_url() else { return };
+    let a = store(&url).await;
+    // A second connection with the same prefix stands for another instance.
+    let b = RedisStore::connect(&url, a.prefix()).await.unwrap();
+    let throttles = [RedisLoginThrottle::new(a), RedisLoginThrottle::new(b)];
+    let policy = LockoutConfig {
+        max_attempts: 5,
+        window: Duration::from_secs(60),
+    };
+    let t = 1_800_000_000_000;
+    let tries = (0..40).map(|i| throttles[i % 2].reserve("raced", t, policy));
+    let granted = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Reservation::Granted)))
+        .count();
+    assert_eq!(granted, 5, "exactly MAX_LOGIN_ATTEMPTS checks may run");
 }
 
 #[tokio::test]

@@ -215,19 +215,45 @@ pub trait TokenDenylist: Send + Sync + Debug {
     }
 }
 
-/// Consecutive login failures per account key (lockout).
+/// The answer to a reservation of one secret check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Check the secret, then report [`LoginThrottle::fail`] or
+    /// [`LoginThrottle::release`] (or [`LoginThrottle::reset`]).
+    Granted,
+    /// Locked, or every remaining attempt of the window is in flight: try
+    /// again after this long.
+    Refused(Duration),
+}
+
+/// Failed proofs of a secret per account key (lockout). Check and count are
+/// one atomic step: a check of a secret is *reserved* before it runs, so
+/// however many arrive at once, on however many instances, at most
+/// `max_attempts` are ever checked per key and window.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync + Debug {
-    /// Time left on the lock, if `key` is locked at `now` (Unix ms).
-    async fn locked_for(&self, key: &str, now: i64) -> Result<Option<Duration>, CoreError>;
-    /// Counts a failure; returns the lock's length if this one locks `key`.
-    async fn record_failure(
+    /// Reserves one check for `key` at `now` (Unix ms): refused while the
+    /// key is locked or while its failures and in-flight checks fill the
+    /// window.
+    async fn reserve(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutConfig,
+    ) -> Result<Reservation, CoreError>;
+    /// The reserved check failed: it stays counted. Returns the lock's
+    /// length if this failure locks `key`.
+    async fn fail(
         &self,
         key: &str,
         now: i64,
         policy: LockoutConfig,
     ) -> Result<Option<Duration>, CoreError>;
-    /// A success clears the count.
+    /// The reserved check succeeded without completing a login (a second
+    /// factor is still due, or it guarded another action): it is given back,
+    /// the failures stay.
+    async fn release(&self, key: &str) -> Result<(), CoreError>;
+    /// A completed login clears the count.
     async fn reset(&self, key: &str) -> Result<(), CoreError>;
     /// Keys locked at `now`.
     async fn locked_count(&self, now: i64) -> Result<u64, CoreError>;

@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::kernel::Directory;
+use super::lockout::Lockout;
 use super::logins::Logins;
 use super::principal::Principal;
 use crate::CoreError;
@@ -122,11 +123,16 @@ impl AccountFactory {
 pub struct Accounts {
     factory: AccountFactory,
     logins: Logins,
+    lockout: Lockout,
 }
 
 impl Accounts {
-    pub fn new(factory: AccountFactory, logins: Logins) -> Self {
-        Self { factory, logins }
+    pub fn new(factory: AccountFactory, logins: Logins, lockout: Lockout) -> Self {
+        Self {
+            factory,
+            logins,
+            lockout,
+        }
     }
 
     fn directory(&self) -> &Directory {
@@ -266,12 +272,18 @@ impl Accounts {
         principal.require(Permission::SelfWrite)?;
         let id = principal.id();
         let record = self.directory().record(id).await?;
+        // A wrong current password is a failed proof of the secret: it
+        // counts toward the lockout like a wrong password at login.
+        let attempt = self.lockout.reserve(self.lockout.key_of(&record)?).await?;
         if !self
             .factory
             .hasher
             .verify(current, Some(&record.password_hash))
             .await?
         {
+            attempt
+                .failed(Some(id), json!({"step": "change_password"}), meta)
+                .await?;
             self.audit(
                 AuditEvent::new(EventKind::PasswordChanged, Outcome::Failure, meta)
                     .actor(id)
@@ -281,6 +293,7 @@ impl Accounts {
             .await;
             return Err(CoreError::WrongPassword);
         }
+        attempt.passed().await?;
         if current.expose_secret() == new.expose_secret() {
             return Err(CoreError::WeakPassword(
                 "The new password must differ from the current one",

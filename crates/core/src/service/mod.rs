@@ -20,6 +20,7 @@ pub mod api_keys;
 pub mod events;
 pub mod files;
 pub mod kernel;
+pub mod lockout;
 pub mod logins;
 pub mod operations;
 pub mod principal;
@@ -34,6 +35,7 @@ pub use api_keys::{ApiKeyView, ApiKeys, NewApiKey};
 pub use events::{Attempt, SecurityEvents};
 pub use files::{FileDeps, FileDownload, FileService, UploadStream};
 pub use kernel::{Directory, Kernel};
+pub use lockout::Lockout;
 pub use logins::{Logins, TokenPair};
 pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
 pub use principal::Principal;
@@ -99,6 +101,7 @@ impl UseCases {
             mfa: a.mfa.clone(),
             kernel: kernel.clone(),
         };
+        let lockout = Lockout::new(config, a.throttle.clone(), kernel.clone());
         let factory = AccountFactory {
             directory: directory.clone(),
             hasher: hasher.clone(),
@@ -109,12 +112,12 @@ impl UseCases {
                 SignInDeps {
                     directory: directory.clone(),
                     logins: logins.clone(),
-                    throttle: a.throttle.clone(),
+                    lockout: lockout.clone(),
                     hasher: hasher.clone(),
                     second_factor: second_factor.clone(),
                 },
             )),
-            accounts: Arc::new(Accounts::new(factory.clone(), logins)),
+            accounts: Arc::new(Accounts::new(factory.clone(), logins, lockout.clone())),
             user_admin: Arc::new(UserAdmin::new(UserAdminDeps {
                 factory,
                 sessions: a.sessions.clone(),
@@ -122,7 +125,12 @@ impl UseCases {
                 blobs: a.blobs.clone(),
             })),
             api_keys: Arc::new(ApiKeys::new(a.api_keys, directory.clone())),
-            two_factor: Arc::new(TwoFactor::new(second_factor, directory.clone(), hasher)),
+            two_factor: Arc::new(TwoFactor::new(
+                second_factor,
+                directory.clone(),
+                hasher,
+                lockout,
+            )),
             operations: Arc::new(Operations::new(OperationsDeps {
                 directory,
                 sessions: a.sessions,

@@ -2,7 +2,6 @@
 //! is on), refresh (rotation with reuse detection), logout, and the
 //! per-request check of an access token against the user's current state.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -11,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::kernel::Directory;
+use super::lockout::{Attempt, Lockout};
 use super::logins::{Logins, TokenPair};
 use super::principal::Principal;
 use super::two_factor::SecondFactor;
@@ -20,8 +20,8 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::refresh;
 use crate::auth::tokens::{Grant, TokenKeys, TokenType};
 use crate::clock::unix_ms;
-use crate::config::{Config, LockoutConfig};
-use crate::ports::{LoginThrottle, RefreshLookup, Rotation, UserRecord};
+use crate::config::Config;
+use crate::ports::{RefreshLookup, Rotation, UserRecord};
 use crate::user::{Email, FieldProblem, User, mask_email};
 
 /// Lifetime of the token between the two login steps.
@@ -52,8 +52,10 @@ struct LoginTarget {
     record: Option<UserRecord>,
     /// The lockout counter's key: per account when it exists.
     throttle_key: String,
-    /// How the audit trail names the attempt (masked email or username).
-    who: String,
+    /// How the audit trail names the attempt: the masked email typed, or
+    /// the account a username resolved to. A username that names no
+    /// account is never recorded (people type passwords there).
+    who: Option<String>,
 }
 
 /// The ports sign-in drives besides the shared ones.
@@ -61,7 +63,7 @@ struct LoginTarget {
 pub struct SignInDeps {
     pub directory: Directory,
     pub logins: Logins,
-    pub throttle: Arc<dyn LoginThrottle>,
+    pub lockout: Lockout,
     pub hasher: PasswordHasher,
     pub second_factor: SecondFactor,
 }
@@ -69,7 +71,6 @@ pub struct SignInDeps {
 #[derive(Debug)]
 pub struct SignIn {
     deps: SignInDeps,
-    lockout: LockoutConfig,
     require_verified_email: bool,
 }
 
@@ -77,7 +78,6 @@ impl SignIn {
     pub fn new(config: &Config, deps: SignInDeps) -> Self {
         Self {
             deps,
-            lockout: config.lockout,
             require_verified_email: config.require_verified_email,
         }
     }
@@ -105,75 +105,53 @@ impl SignIn {
 
     /// Finds the account a login names, and the key its failures count under.
     async fn resolve(&self, id: &LoginId) -> Result<LoginTarget, CoreError> {
-        let kernel = &self.deps.directory.kernel;
         let users = &self.deps.directory.users;
         let raw = match id {
             LoginId::Email(s) | LoginId::EmailOrUsername(s) => s.trim(),
         };
         if matches!(id, LoginId::Email(_)) || raw.contains('@') {
             let email = raw.to_lowercase();
-            let index = kernel.blind.of("email", &email);
+            let index = self.deps.directory.kernel.blind.of("email", &email);
             return Ok(LoginTarget {
                 record: users.by_email_index(&index).await?,
-                throttle_key: format!("email:{index}"),
-                who: mask_email(&email),
+                throttle_key: self.deps.lockout.key_of_email(&email),
+                who: Some(mask_email(&email)),
             });
         }
         let key = raw.to_ascii_lowercase();
         let record = users.by_username_key(&key).await?;
-        // Failures count per account when it exists, so switching between
-        // username and email does not reset the count.
-        let throttle_key = match &record {
-            Some(r) => self.throttle_key_of(r)?,
-            None => format!("username:{}", kernel.blind.of("username", &key)),
+        let (throttle_key, who) = match &record {
+            Some(r) => (
+                self.deps.lockout.key_of(r)?,
+                Some(format!("username:{}", r.username)),
+            ),
+            None => (self.deps.lockout.key_of_unknown_username(&key), None),
         };
         Ok(LoginTarget {
             record,
             throttle_key,
-            who: format!("username:{key}"),
+            who,
         })
     }
 
-    /// The lockout key of an existing account: its email's blind index.
-    fn throttle_key_of(&self, record: &UserRecord) -> Result<String, CoreError> {
-        let kernel = &self.deps.directory.kernel;
-        let email = kernel.cipher.decrypt("email", &record.email_enc)?;
-        Ok(format!("email:{}", kernel.blind.of("email", &email)))
-    }
-
-    /// Refuses with 429 while the account is locked.
-    async fn check_unlocked(&self, key: &str, now: OffsetDateTime) -> Result<(), CoreError> {
-        match self.deps.throttle.locked_for(key, unix_ms(now)).await? {
-            Some(retry_after) => Err(CoreError::AccountLocked { retry_after }),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed proof of a secret; audits the lock it may cause.
-    async fn count_failure(
+    /// Reserves the password check; a refusal is audited as a failed login.
+    async fn reserve(
         &self,
-        key: &str,
-        target: Option<Uuid>,
-        details: serde_json::Value,
+        target: &LoginTarget,
         meta: &RequestMeta,
-    ) -> Result<(), CoreError> {
-        let now = unix_ms(self.now());
-        if let Some(lock) = self
-            .deps
-            .throttle
-            .record_failure(key, now, self.lockout)
-            .await?
-        {
-            let mut details = details;
-            details["lock_seconds"] = json!(lock.as_secs());
-            let mut locked =
-                AuditEvent::new(EventKind::AccountLocked, Outcome::Failure, meta).details(details);
-            if let Some(id) = target {
-                locked = locked.target(id);
-            }
-            self.audit(locked).await;
+    ) -> Result<Attempt, CoreError> {
+        let refused = match self.deps.lockout.reserve(target.throttle_key.clone()).await {
+            Ok(attempt) => return Ok(attempt),
+            Err(e) => e,
+        };
+        if matches!(refused, CoreError::AccountLocked { .. }) {
+            self.audit(
+                AuditEvent::new(EventKind::LoginFailed, Outcome::Failure, meta)
+                    .details(json!({"account": target.who, "reason": "locked"})),
+            )
+            .await;
         }
-        Ok(())
+        Err(refused)
     }
 
     pub async fn login(
@@ -184,14 +162,7 @@ impl SignIn {
     ) -> Result<LoginOutcome, CoreError> {
         let now = self.now();
         let target = self.resolve(&id).await?;
-        if let Err(locked) = self.check_unlocked(&target.throttle_key, now).await {
-            self.audit(
-                AuditEvent::new(EventKind::LoginFailed, Outcome::Failure, meta)
-                    .details(json!({"account": target.who, "reason": "locked"})),
-            )
-            .await;
-            return Err(locked);
-        }
+        let attempt = self.reserve(&target, meta).await?;
         // Always verify, against a dummy hash when the account is unknown:
         // same work, same time, same answer (OWASP ASVS 2.2.x / 3.x).
         let matched = self
@@ -210,19 +181,24 @@ impl SignIn {
                     Some(r) if !r.is_active && matched => "inactive",
                     Some(_) => "wrong_password",
                 };
-                return Err(self.refuse_password(&target, reason, meta).await);
+                self.refuse_password(attempt, &target, reason, meta).await?;
+                return Err(CoreError::InvalidCredentials);
             }
         };
         if self.require_verified_email && !record.email_verified {
+            attempt.passed().await?;
             return Err(CoreError::EmailNotVerified);
         }
-        self.deps.throttle.reset(&target.throttle_key).await?;
         self.rehash_if_needed(record, password, now).await;
         let user = self.deps.directory.kernel.to_user(record)?;
         if user.mfa_enabled {
+            // The password alone completes no login: the count stays until
+            // the second factor succeeds too.
+            attempt.passed().await?;
             return self.second_step(&user, now);
         }
         let pair = self.deps.logins.start(&user, meta, now).await?;
+        attempt.completed_login().await?;
         self.audit(
             AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
                 .actor(user.id)
@@ -236,10 +212,11 @@ impl SignIn {
     /// Audits and counts a refused password; the answer never says why.
     async fn refuse_password(
         &self,
+        attempt: Attempt,
         target: &LoginTarget,
         reason: &str,
         meta: &RequestMeta,
-    ) -> CoreError {
+    ) -> Result<(), CoreError> {
         let account = target.record.as_ref().map(|r| r.id);
         let mut failure = AuditEvent::new(EventKind::LoginFailed, Outcome::Failure, meta)
             .details(json!({"account": target.who, "reason": reason}));
@@ -247,14 +224,9 @@ impl SignIn {
             failure = failure.target(id);
         }
         self.audit(failure).await;
-        let details = json!({"account": target.who});
-        match self
-            .count_failure(&target.throttle_key, account, details, meta)
+        attempt
+            .failed(account, json!({"account": target.who}), meta)
             .await
-        {
-            Ok(()) => CoreError::InvalidCredentials,
-            Err(e) => e,
-        }
     }
 
     /// Upgrades a hash made with other parameters. Best effort: a failed
@@ -326,21 +298,24 @@ impl SignIn {
             .await?
             .filter(|r| r.is_active && r.mfa_enabled && r.auth_version == claims.ver)
             .ok_or(CoreError::InvalidMfaCode)?;
-        let throttle_key = self.throttle_key_of(&record)?;
-        self.check_unlocked(&throttle_key, now).await?;
+        let attempt = self
+            .deps
+            .lockout
+            .reserve(self.deps.lockout.key_of(&record)?)
+            .await?;
         if !self.deps.second_factor.check(user_id, code).await? {
             self.deps
                 .second_factor
                 .audit_failure(user_id, "login", meta)
                 .await;
-            let details = json!({"step": "mfa"});
-            self.count_failure(&throttle_key, Some(user_id), details, meta)
+            attempt
+                .failed(Some(user_id), json!({"step": "mfa"}), meta)
                 .await?;
             return Err(CoreError::InvalidMfaCode);
         }
-        self.deps.throttle.reset(&throttle_key).await?;
         let user = self.deps.directory.kernel.to_user(&record)?;
         let pair = self.deps.logins.start(&user, meta, now).await?;
+        attempt.completed_login().await?;
         self.audit(
             AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
                 .actor(user.id)

@@ -9,6 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::kernel::{Directory, Kernel};
+use super::lockout::Lockout;
 use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
@@ -93,14 +94,21 @@ pub struct TwoFactor {
     factor: SecondFactor,
     directory: Directory,
     hasher: PasswordHasher,
+    lockout: Lockout,
 }
 
 impl TwoFactor {
-    pub fn new(factor: SecondFactor, directory: Directory, hasher: PasswordHasher) -> Self {
+    pub fn new(
+        factor: SecondFactor,
+        directory: Directory,
+        hasher: PasswordHasher,
+        lockout: Lockout,
+    ) -> Self {
         Self {
             factor,
             directory,
             hasher,
+            lockout,
         }
     }
 
@@ -188,17 +196,23 @@ impl TwoFactor {
             return Err(CoreError::MfaNotEnabled);
         }
         let record = self.directory.record(id).await?;
+        // Both secrets are proofs: a wrong one counts toward the lockout.
+        let attempt = self.lockout.reserve(self.lockout.key_of(&record)?).await?;
+        let details = json!({"step": "mfa_disable"});
         if !self
             .hasher
             .verify(password, Some(&record.password_hash))
             .await?
         {
+            attempt.failed(Some(id), details, meta).await?;
             return Err(CoreError::WrongPassword);
         }
         if !self.factor.check(id, code).await? {
             self.factor.audit_failure(id, "disable", meta).await;
+            attempt.failed(Some(id), details, meta).await?;
             return Err(CoreError::InvalidMfaCode);
         }
+        attempt.passed().await?;
         self.factor
             .mfa
             .disable(id, self.factor.kernel.now_ms())

@@ -7,6 +7,8 @@
     reason = "shared by test crates that each use part of it; test code fails loudly"
 )]
 
+pub mod deployment;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -21,8 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use gatehouse_core::CoreError;
-use gatehouse_core::config::LockoutConfig;
-use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
+use gatehouse_core::ports::{HealthProbe, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::{Decision, Rate, RateLimiter};
 use gatehouse_core::service::UserPage;
 use gatehouse_core::user::User;
@@ -31,7 +30,10 @@ use redis::{Client, Script};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::memory::{MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache};
+use crate::memory::{MemoryRateLimiter, MemoryUserCache};
+
+mod lockout;
+pub use lockout::RedisLoginThrottle;
 
 /// Upper bound of one Redis round trip before it counts as an outage.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -255,148 +257,6 @@ impl TokenDenylist for RedisDenylist {
             })
             .await
             .map(|n| n > 0)
-    }
-}
-
-/// The failure-counting rule of `MemoryLoginThrottle`, atomically in Redis.
-/// KEYS: counter hash, lock index (sorted set by lock end).
-const RECORD_FAILURE: &str = r"
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local max = tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'count', 'first', 'until')
-local count = tonumber(h[1]) or 0
-local first = tonumber(h[2]) or now
-local lock_until = tonumber(h[3])
-if (now - first >= window) or (lock_until and lock_until <= now) then
-  count = 0
-  first = now
-  lock_until = nil
-end
-count = count + 1
-local locked = -1
-if count >= max and not lock_until then
-  lock_until = now + window
-  locked = window
-  redis.call('ZADD', KEYS[2], lock_until, KEYS[1])
-end
-redis.call('HSET', KEYS[1], 'count', count, 'first', first)
-local expire_at = first + window
-if lock_until then
-  redis.call('HSET', KEYS[1], 'until', lock_until)
-  if lock_until > expire_at then expire_at = lock_until end
-else
-  redis.call('HDEL', KEYS[1], 'until')
-end
-redis.call('PEXPIREAT', KEYS[1], expire_at + 1000)
-return locked
-";
-
-/// Lockout counters, shared; this instance's own while Redis is away.
-#[derive(Debug)]
-pub struct RedisLoginThrottle {
-    store: RedisStore,
-    script: Script,
-    fallback: MemoryLoginThrottle,
-}
-
-impl RedisLoginThrottle {
-    pub fn new(store: RedisStore) -> Self {
-        Self {
-            store,
-            script: Script::new(RECORD_FAILURE),
-            fallback: MemoryLoginThrottle::default(),
-        }
-    }
-}
-
-#[async_trait]
-impl LoginThrottle for RedisLoginThrottle {
-    async fn locked_for(&self, key: &str, now: i64) -> Result<Option<Duration>, CoreError> {
-        let redis_key = self.store.key(&format!("fail:{key}"));
-        let until = self
-            .store
-            .call("lockout.check", |mut c| async move {
-                redis::cmd("HGET")
-                    .arg(redis_key)
-                    .arg("until")
-                    .query_async::<Option<i64>>(&mut c)
-                    .await
-            })
-            .await;
-        match until {
-            Ok(until) => Ok(until.filter(|u| *u > now).map(|u| dur(u - now))),
-            Err(_) => self.fallback.locked_for(key, now).await,
-        }
-    }
-
-    async fn record_failure(
-        &self,
-        key: &str,
-        now: i64,
-        policy: LockoutConfig,
-    ) -> Result<Option<Duration>, CoreError> {
-        let window = i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX);
-        let keys = (
-            self.store.key(&format!("fail:{key}")),
-            self.store.key("locks"),
-        );
-        let script = &self.script;
-        let reply = self
-            .store
-            .call("lockout.record_failure", |mut c| async move {
-                script
-                    .key(keys.0)
-                    .key(keys.1)
-                    .arg(now)
-                    .arg(window)
-                    .arg(policy.max_attempts)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
-        match reply {
-            Ok(locked) => Ok((locked >= 0).then(|| dur(locked))),
-            Err(_) => self.fallback.record_failure(key, now, policy).await,
-        }
-    }
-
-    async fn reset(&self, key: &str) -> Result<(), CoreError> {
-        let redis_key = self.store.key(&format!("fail:{key}"));
-        let result = self
-            .store
-            .call("lockout.reset", |mut c| async move {
-                redis::cmd("DEL")
-                    .arg(redis_key)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
-        self.fallback.reset(key).await?;
-        result.map(drop).or(Ok(()))
-    }
-
-    async fn locked_count(&self, now: i64) -> Result<u64, CoreError> {
-        let locks = self.store.key("locks");
-        let counted = self
-            .store
-            .call("lockout.count", |mut c| async move {
-                redis::cmd("ZREMRANGEBYSCORE")
-                    .arg(&locks)
-                    .arg("-inf")
-                    .arg(now)
-                    .query_async::<i64>(&mut c)
-                    .await?;
-                redis::cmd("ZCARD")
-                    .arg(&locks)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
-        match counted {
-            Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
-            Err(_) => self.fallback.locked_count(now).await,
-        }
     }
 }
 

@@ -1,0 +1,184 @@
+//! A deployment under test: one instance on its own SQLite file, or two
+//! instances sharing one PostgreSQL schema and one Redis prefix (when
+//! `TEST_DATABASE_URL` and `TEST_REDIS_URL` are set).
+
+use serde_json::{Value, json};
+
+use super::{Server, gatehouse, serve};
+
+pub const SECRET: &str = "attack-secret-0123456789-abcdefghijklmn";
+pub const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const PASSWORD: &str = "Attack-Passw0rd!";
+
+/// Where the instances keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// PostgreSQL and Redis, two instances.
+    Shared,
+}
+
+/// The backends to run on: SQLite always, the shared one when configured.
+pub fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok() && std::env::var("TEST_REDIS_URL").is_ok() {
+        all.push(Backend::Shared);
+    }
+    all
+}
+
+pub struct Deployment {
+    /// Base URLs, one per instance.
+    pub bases: Vec<String>,
+    pub http: reqwest::Client,
+    servers: Vec<Server>,
+    schema: Option<(sqlx::PgPool, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Starts the deployment with `extra` settings on top of small Argon2
+    /// parameters and fixed keys.
+    pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = format!("k1:{KEY_B64}");
+        let mut vars: Vec<(String, String)> = [
+            ("JWT_SECRET_KEY", SECRET),
+            ("DATA_ENCRYPTION_KEYS", key.as_str()),
+            ("BLIND_INDEX_KEY", KEY_B64),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("ARGON2_MEMORY_COST", "64"),
+            ("ARGON2_TIME_COST", "1"),
+            ("ARGON2_PARALLELISM", "1"),
+            ("LOG_LEVEL", "warn,gatehouse::serve=info"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let mut schema = None;
+        let instances = if backend == Backend::Shared {
+            let pg = std::env::var("TEST_DATABASE_URL").unwrap();
+            let redis = std::env::var("TEST_REDIS_URL").unwrap();
+            let name = format!("attack_{}", uuid::Uuid::now_v7().simple());
+            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {name}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            let sep = if pg.contains('?') { '&' } else { '?' };
+            vars.push((
+                "DATABASE_URL".into(),
+                format!("{pg}{sep}options=-c%20search_path%3D{name}"),
+            ));
+            vars.push(("REDIS_URL".into(), redis));
+            vars.push(("REDIS_KEY_PREFIX".into(), format!("{name}:")));
+            schema = Some((admin, name));
+            2
+        } else {
+            1
+        };
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The first instance migrates before the second starts.
+        let servers: Vec<Server> = (0..instances)
+            .map(|_| serve(gatehouse(dir.path(), &pairs)))
+            .collect();
+        Self {
+            bases: servers
+                .iter()
+                .map(|s| format!("http://{}", s.addr))
+                .collect(),
+            http: reqwest::Client::new(),
+            servers,
+            schema,
+            _dir: dir,
+        }
+    }
+
+    /// The instance that serves request number `n` (round robin).
+    pub fn base(&self, n: usize) -> &str {
+        &self.bases[n % self.bases.len()]
+    }
+
+    pub fn url(&self, n: usize, path: &str) -> String {
+        format!("{}{path}", self.base(n))
+    }
+
+    /// Registers `name` (`name@example.com`, [`PASSWORD`]); its user id.
+    pub async fn register(&self, name: &str) -> String {
+        let res = self
+            .http
+            .post(self.url(0, "/api/v1/auth/register"))
+            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "register {name}");
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Logs `name` in through instance `n`: the status and the body.
+    pub async fn login(&self, n: usize, name: &str, password: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url(n, "/api/v1/auth/login"))
+            .json(&json!({"email": format!("{name}@example.com"), "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs `name` in with the right password: the access token.
+    pub async fn token(&self, name: &str) -> String {
+        let (status, body) = self.login(0, name, PASSWORD).await;
+        assert_eq!(status, 200, "login {name}: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A JSON request with a Bearer token through instance `n`.
+    pub async fn call(
+        &self,
+        n: usize,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(n, path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs SQL against the shared schema (PostgreSQL only).
+    pub async fn sql(&self, statement: &str) {
+        let (admin, name) = self.schema.as_ref().unwrap();
+        sqlx::query(&statement.replace("{schema}", name))
+            .execute(admin)
+            .await
+            .unwrap();
+    }
+
+    /// Stops every instance and drops the schema.
+    pub async fn stop(mut self) {
+        self.servers.clear();
+        if let Some((admin, name)) = self.schema.take() {
+            sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        }
+    }
+}
