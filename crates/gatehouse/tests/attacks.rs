@@ -13,7 +13,7 @@ mod support;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::deployment::{Backend, Deployment, PASSWORD, backends};
+use support::deployment::{Deployment, PASSWORD, backends};
 
 const WRONG: &str = "Wrong-Passw0rd!";
 
