@@ -1,6 +1,7 @@
 //! Gatehouse's HTTP adapter: the router (a pure function of the state, so tests
 //! drive it with `oneshot`), the middleware stack, and `serve`.
 
+mod app;
 mod cookies;
 pub mod error;
 pub mod extract;
@@ -8,6 +9,7 @@ mod handlers;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+mod responses;
 mod routes;
 pub mod state;
 
@@ -17,8 +19,9 @@ use std::net::SocketAddr;
 use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
+pub use app::{App, app, build};
 pub use error::{ApiError, FieldError};
-pub use routes::{App, app, build, routes};
+pub use routes::routes;
 pub use state::{AppState, Services};
 
 /// Serves `app` on an already-bound listener until `shutdown` completes, then

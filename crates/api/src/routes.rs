@@ -1,110 +1,146 @@
-//! THE route table and the middleware stack around it.
+//! THE route table: every route of the contract in the group it belongs to,
+//! with its rate limits. A route is registered once, with its OpenAPI entry:
+//! `routes!` takes the path, method and documentation from the handler's
+//! `#[utoipa::path]`, so a route cannot be mounted undocumented.
+//!
+//! Permissions are checked first thing by each handler's `Require<perm::…>`
+//! extractor; the groups say which callers a route is for.
 
-use std::any::Any;
-
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use http::StatusCode;
-use tower::{Layer, ServiceBuilder};
-use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use axum::{Extension, Router};
+use gatehouse_core::config::Config;
+use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
-use tower_http::timeout::{Timeout, TimeoutLayer};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::handlers::docs::Document;
 use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
-use crate::middleware::edge::{Edge, EdgeLayer};
-use crate::middleware::{context, cors, rate_limit};
+use crate::middleware::{context, rate_limit};
 use crate::state::AppState;
 
-/// The application as served: the middleware stack around the router.
-pub type App = Edge<Timeout<CatchPanic<NormalizePath<Router>, PanicHandler>>>;
-
-type PanicHandler = fn(Box<dyn Any + Send + 'static>) -> Response;
-
-/// The application: every route of the contract behind the full stack.
-pub fn app(state: AppState) -> App {
-    build(state, routes())
-}
-
-/// The route table.
+/// The route table, less the upload and the docs (added by [`mount`] with
+/// their own limit and condition). Tests extend it with routes of their own.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/.well-known/jwks.json", get(jwks::get))
-        .merge(api_routes().layer(rate_limit::GLOBAL))
+    table().into()
 }
 
-/// `/api/v1`, all behind the global per-IP limit; the auth routes have their
-/// own, stricter ones too.
-fn api_routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/auth/register",
-            post(auth::register).layer(rate_limit::REGISTER),
+/// Every documented route, for the OpenAPI document.
+pub(crate) fn documented() -> OpenApiRouter<AppState> {
+    table().merge(uploads()).merge(documentation())
+}
+
+fn table() -> OpenApiRouter<AppState> {
+    operations().merge(
+        public()
+            .merge(authenticated())
+            .merge(administration())
+            // All of `/api/v1` is behind the global per-IP limit.
+            .layer(rate_limit::GLOBAL),
+    )
+}
+
+/// Probes and the public verification keys, outside `/api/v1`.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(jwks::get))
+}
+
+/// No credentials: registering, signing in and out. The routes that check a
+/// secret or spend a refresh token have their own, stricter limits too.
+fn public() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register).layer(rate_limit::REGISTER))
+        .routes(routes!(auth::login).layer(rate_limit::LOGIN))
+        .routes(routes!(mfa::login).layer(rate_limit::LOGIN))
+        .routes(routes!(auth::refresh).layer(rate_limit::REFRESH))
+        .routes(routes!(auth::logout))
+}
+
+/// A signed-in caller and their own account, keys and files (`self:*`,
+/// `content:*`). The upload is in [`uploads`].
+fn authenticated() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mfa::setup))
+        .routes(routes!(mfa::enable))
+        .routes(routes!(mfa::disable))
+        .routes(routes!(users::me, users::update_me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::sessions))
+        .routes(routes!(users::revoke_session))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::rotate))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(files::list))
+        .routes(routes!(files::download, files::delete))
+}
+
+/// User administration and the admin console (`users:*`, `admin:*`).
+fn administration() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(export::export))
+        .routes(routes!(users::get, users::patch, users::delete))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::config))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::verify))
+}
+
+/// `POST /api/v1/files` (signed in, `content:write`): the one route whose
+/// body is not JSON, so [`mount`] gives it its own body limit.
+fn uploads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(files::upload))
+}
+
+/// The OpenAPI document and the interactive page with its bundled assets;
+/// mounted only when `DOCS_ENABLED` (on by default outside production).
+fn documentation() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(docs::openapi))
+        .routes(routes!(docs::page))
+        .routes(routes!(docs::asset))
+}
+
+/// `routes` with what the settings decide: the docs (serving `document`),
+/// the JSON body limit, the upload behind its own limit, and the fallback.
+pub(crate) fn mount(
+    routes: Router<AppState>,
+    config: &Config,
+    document: fn() -> &'static str,
+) -> Router<AppState> {
+    let routes = if config.docs_enabled {
+        let docs = Router::from(documentation()).layer(Extension(Document(document())));
+        routes.merge(docs)
+    } else {
+        routes
+    };
+    routes
+        .layer(
+            ServiceBuilder::new()
+                // The matched route template, for logs and metrics.
+                .layer(context::CaptureRouteLayer)
+                // JSON bodies: refused with 413 from Content-Length up
+                // front, or once a chunked body passes the limit while
+                // being read.
+                .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
         )
-        .route(
-            "/api/v1/auth/login",
-            post(auth::login).layer(rate_limit::LOGIN),
-        )
-        .route(
-            "/api/v1/auth/refresh",
-            post(auth::refresh).layer(rate_limit::REFRESH),
-        )
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route(
-            "/api/v1/auth/login/mfa",
-            post(mfa::login).layer(rate_limit::LOGIN),
-        )
-        .route("/api/v1/auth/2fa/setup", post(mfa::setup))
-        .route("/api/v1/auth/2fa/enable", post(mfa::enable))
-        .route("/api/v1/auth/2fa/disable", post(mfa::disable))
-        .route(
-            "/api/v1/api-keys",
-            get(api_keys::list).post(api_keys::create),
-        )
-        .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
-        .route("/api/v1/api-keys/{id}", delete(api_keys::revoke))
-        .route("/api/v1/users", get(users::list).post(users::create))
-        .route("/api/v1/users/export", get(export::export))
-        .route("/api/v1/users/me", get(users::me).put(users::update_me))
-        .route(
-            "/api/v1/users/me/change-password",
-            post(users::change_password),
-        )
-        .route("/api/v1/users/me/sessions", get(users::sessions))
-        .route(
-            "/api/v1/users/me/sessions/{id}",
-            delete(users::revoke_session),
-        )
-        .route(
-            "/api/v1/users/{id}",
-            get(users::get).patch(users::patch).delete(users::delete),
-        )
-        .route("/api/v1/files", get(files::list))
-        .route(
-            "/api/v1/files/{id}",
-            get(files::download).delete(files::delete),
-        )
-        .route("/api/v1/admin/stats", get(admin::stats))
-        .route("/api/v1/admin/config", get(admin::config))
-        .route("/api/v1/admin/audit", get(admin::audit))
-        .route("/api/v1/admin/audit/verify", get(admin::verify))
+        // Uploads: their own limit, so merged after the JSON one.
+        .merge(upload(config.max_upload_bytes))
+        .fallback(not_found)
 }
 
 /// Room for the multipart framing around an upload's file: boundaries and
 /// part headers. The file itself is capped at exactly `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
-/// `POST /api/v1/files`: the one route whose body is not JSON. It is merged
-/// in by [`build`] *after* the JSON body limit, which would otherwise refuse
-/// every upload past `MAX_BODY_BYTES`; it gets its own limit instead.
-fn upload_routes(max_upload_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/files", post(files::upload))
+/// [`uploads`] behind the upload limit instead of the JSON one, which would
+/// otherwise refuse every upload past `MAX_BODY_BYTES`.
+fn upload(max_upload_bytes: usize) -> Router<AppState> {
+    Router::from(uploads())
         // Bodies past the upload limit (plus framing) get 413, from
         // Content-Length up front or while a chunked body is read...
         .layer(
@@ -120,71 +156,6 @@ fn upload_routes(max_upload_bytes: usize) -> Router<AppState> {
         .layer(context::CaptureRouteLayer)
 }
 
-/// Docs group: the OpenAPI document and the interactive page with its
-/// bundled assets. Mounted by [`build`] only when `DOCS_ENABLED` (on by
-/// default outside production).
-pub fn docs_routes() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(docs::openapi))
-        .route("/docs", get(docs::page))
-        .route("/docs/{asset}", get(docs::asset))
-}
-
-/// Wraps `routes` in the middleware stack. Public so tests can mount extra
-/// routes behind exactly the production stack.
-pub fn build(state: AppState, routes: Router<AppState>) -> App {
-    let config = state.config();
-    let routes = if config.docs_enabled {
-        routes.merge(docs_routes())
-    } else {
-        routes
-    };
-    let inner = routes
-        .layer(
-            ServiceBuilder::new()
-                // The matched route template, for logs and metrics.
-                .layer(context::CaptureRouteLayer)
-                // JSON bodies: refused with 413 from Content-Length up
-                // front, or once a chunked body passes the limit while
-                // being read.
-                .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
-        )
-        // Uploads: their own limit, so merged after the JSON one.
-        .merge(upload_routes(config.max_upload_bytes))
-        .fallback(not_found)
-        .with_state(state.clone());
-    // Trailing-slash normalisation must happen before routing, so it wraps
-    // the router instead of being one of its layers.
-    let normalized = NormalizePathLayer::trim_trailing_slash().layer(inner);
-
-    // Outermost first.
-    ServiceBuilder::new()
-        // 1-4. Request context (id, client IP, trace span, one access-log
-        // line), security headers, problem+json for every error, and the
-        // Host allow-list; then
-        // 5. CORS, which answers preflights and decorates allowed origins:
-        // see `edge`.
-        .layer(EdgeLayer::new(state.clone(), cors::layer(&config.cors)))
-        // 6. Bounded request time (408).
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
-        // 7. A panic becomes an opaque 500, never a dropped connection.
-        .layer(CatchPanicLayer::custom(panic_response as PanicHandler))
-        .service(normalized)
-}
-
 async fn not_found() -> ApiError {
     ApiError::not_found()
-}
-
-fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(ToString::to_string)
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    tracing::error!(panic = message, "handler panicked");
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }

@@ -279,6 +279,7 @@ pub struct AuditQuery {
 
 /// Where the chain starts after pruning: the last pruned entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Anchor {
     pub seq: i64,
     pub hash: String,
@@ -301,6 +302,7 @@ pub trait AuditRepo: Send + Sync + Debug {
 
 /// Result of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Verification {
     pub valid: bool,
     pub checked: u64,
@@ -309,6 +311,7 @@ pub struct Verification {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BrokenLink {
     pub seq: i64,
     pub id: Uuid,

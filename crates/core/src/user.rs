@@ -171,20 +171,26 @@ fn strip_markup(raw: &str) -> String {
     out
 }
 
-/// A user as the domain sees it: decrypted, never with secrets.
+// Held decrypted; the API serialises it as it is.
+/// A user; never a password hash, secret, token or key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Uuid,
     pub username: String,
     pub email: String,
     pub email_verified: bool,
+    // Serialised as `null` when unset, never left out.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub full_name: Option<String>,
     pub role: Role,
     pub is_active: bool,
     pub mfa_enabled: bool,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
     /// Bumped when credentials change; tokens carrying an older value die.
     #[serde(skip)]

@@ -10,106 +10,75 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{Require, perm};
+use crate::responses::{Forbidden, ValidationFailed};
 use crate::state::AppState;
 
-/// Schemas of the admin responses (documentation only: the bodies are
-/// serialised from the domain types).
-#[allow(dead_code, reason = "schema only")]
-mod schema {
-    use utoipa::ToSchema;
+/// `GET /admin/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AdminStats)]
+pub struct StatsView {
+    users: UserCounts,
+    sessions: SessionCounts,
+    logins_24h: LoginCounts,
+    locked_accounts: u64,
+}
 
-    #[derive(ToSchema)]
-    pub struct RoleCounts {
-        admin: u64,
-        moderator: u64,
-        user: u64,
-        viewer: u64,
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserCounts {
+    total: u64,
+    active: u64,
+    inactive: u64,
+    by_role: RoleCounts,
+}
 
-    #[derive(ToSchema)]
-    pub struct UserCounts {
-        total: u64,
-        active: u64,
-        inactive: u64,
-        by_role: RoleCounts,
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleCounts {
+    admin: u64,
+    moderator: u64,
+    user: u64,
+    viewer: u64,
+}
 
-    #[derive(ToSchema)]
-    pub struct SessionCounts {
-        active: u64,
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCounts {
+    active: u64,
+}
 
-    #[derive(ToSchema)]
-    pub struct LoginCounts {
-        succeeded: u64,
-        failed: u64,
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginCounts {
+    succeeded: u64,
+    failed: u64,
+}
 
-    /// `GET /admin/stats`.
-    #[derive(ToSchema)]
-    pub struct AdminStats {
-        users: UserCounts,
-        sessions: SessionCounts,
-        logins_24h: LoginCounts,
-        locked_accounts: u64,
-    }
-
-    /// One audit entry; `hash` covers every field and `prev_hash`.
-    #[derive(ToSchema)]
-    pub struct AuditEntry {
-        id: uuid::Uuid,
-        seq: i64,
-        #[schema(format = DateTime)]
-        at: String,
-        event: String,
-        outcome: String,
-        actor_id: Option<uuid::Uuid>,
-        target_id: Option<uuid::Uuid>,
-        ip: Option<String>,
-        user_agent: Option<String>,
-        request_id: Option<String>,
-        details: Object,
-        prev_hash: String,
-        hash: String,
-    }
-
-    /// Free-form JSON object.
-    #[derive(ToSchema)]
-    #[schema(value_type = Object)]
-    pub struct Object(serde_json::Value);
-
-    /// `GET /admin/audit`.
-    #[derive(ToSchema)]
-    pub struct AuditPage {
-        entries: Vec<AuditEntry>,
-        /// Pass as `after` for older entries; null on the last page.
-        next_cursor: Option<String>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct Anchor {
-        seq: i64,
-        hash: String,
-    }
-
-    #[derive(ToSchema)]
-    pub struct BrokenLink {
-        seq: i64,
-        id: uuid::Uuid,
-        reason: String,
-    }
-
-    /// `GET /admin/audit/verify`.
-    #[derive(ToSchema)]
-    pub struct Verification {
-        valid: bool,
-        checked: u64,
-        anchor: Option<Anchor>,
-        first_broken: Option<BrokenLink>,
+impl From<AdminStats> for StatsView {
+    fn from(s: AdminStats) -> Self {
+        let roles = s.users.by_role;
+        Self {
+            users: UserCounts {
+                total: s.users.total,
+                active: s.users.active,
+                inactive: s.users.inactive,
+                by_role: RoleCounts {
+                    admin: roles.admin,
+                    moderator: roles.moderator,
+                    user: roles.user,
+                    viewer: roles.viewer,
+                },
+            },
+            sessions: SessionCounts {
+                active: s.sessions.active,
+            },
+            logins_24h: LoginCounts {
+                succeeded: s.logins_24h.succeeded,
+                failed: s.logins_24h.failed,
+            },
+            locked_accounts: s.locked_accounts,
+        }
     }
 }
 
@@ -120,15 +89,15 @@ mod schema {
     tag = "admin",
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Counts of users, sessions, logins and locks", body = schema::AdminStats),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 200, description = "Counts of users, sessions, logins and locks", body = StatsView),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn stats(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::AdminRead>,
-) -> Result<Json<AdminStats>, ApiError> {
-    Ok(Json(state.operations().stats(&p).await?))
+) -> Result<Json<StatsView>, ApiError> {
+    Ok(Json(state.operations().stats(&p).await?.into()))
 }
 
 /// `GET /admin/config` (admin:read): every setting, secrets redacted.
@@ -138,8 +107,8 @@ pub async fn stats(
     tag = "admin",
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Every setting by variable name; secrets redacted", body = schema::Object),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 200, description = "Every setting by variable name; secrets redacted", body = Object),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn config(
@@ -158,11 +127,14 @@ struct RawAuditQuery {
     since: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One audit entry; `hash` covers every field and `prev_hash`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
 struct EntryView {
     id: Uuid,
     seq: i64,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     at: OffsetDateTime,
     event: String,
     outcome: String,
@@ -171,6 +143,7 @@ struct EntryView {
     ip: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    #[schema(value_type = Object)]
     details: Value,
     prev_hash: String,
     hash: String,
@@ -196,7 +169,8 @@ impl From<AuditEntry> for EntryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// `GET /admin/audit`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     entries: Vec<EntryView>,
     /// `seq` to pass as `after` for older entries; `null` on the last page.
@@ -220,9 +194,9 @@ const MAX_AUDIT_LIMIT: u64 = 200;
     ),
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Entries, newest first", body = schema::AuditPage),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 200, description = "Entries, newest first", body = AuditPage),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn audit(
@@ -302,8 +276,8 @@ pub async fn audit(
     tag = "admin",
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Whether the chain is intact, and its first broken link", body = schema::Verification),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 200, description = "Whether the chain is intact, and its first broken link", body = Verification),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn verify(

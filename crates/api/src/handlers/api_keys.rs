@@ -1,7 +1,7 @@
 //! `/api/v1/api-keys`: the caller's API keys (needs a login, not a key).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::service::{ApiKeyView, NewApiKey};
@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Meta, Require, parse_id, perm};
+use crate::extract::{ApiJson, Meta, PathId, Require, perm};
+use crate::responses::{Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,7 +110,7 @@ fn new_key_response(status: StatusCode, view: ApiKeyView, key: &str) -> Response
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 201, description = "Created; `key` is shown only now", body = NewKey),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn create(
@@ -151,7 +152,7 @@ pub struct KeyList {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller's keys", body = KeyList),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn list(
@@ -174,18 +175,18 @@ pub async fn list(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Rotated; the new `key` is shown only now", body = NewKey),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn rotate(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::SelfWrite>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let (view, key) = state.api_keys().rotate(&p, parse_id(&id)?, &meta).await?;
+    let (view, key) = state.api_keys().rotate(&p, id, &meta).await?;
     Ok(new_key_response(StatusCode::OK, view, key.expose_secret()))
 }
 
@@ -199,17 +200,17 @@ pub async fn rotate(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn revoke(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::SelfWrite>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    state.api_keys().revoke(&p, parse_id(&id)?, &meta).await?;
+    state.api_keys().revoke(&p, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

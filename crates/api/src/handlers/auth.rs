@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::cookies;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, Meta, bearer_token, is_json_content_type, parse_json, read_body};
-use crate::openapi::{BadRequest, Forbidden, Unauthorized, UserSchema};
+use crate::responses::{BadRequest, Forbidden, Unauthorized};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,7 +48,7 @@ pub struct RegisterRequest {
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "The new user", body = UserSchema),
+        (status = 201, description = "The new user", body = User),
         (status = 400, response = BadRequest),
     ),
 )]
@@ -218,7 +218,7 @@ fn token_response(state: &AppState, pair: TokenPair, refresh_in_body: bool) -> R
         expires_in: pair.expires_in,
         refresh_token: refresh_in_body.then(|| pair.refresh_token.expose_secret().to_owned()),
     };
-    (StatusCode::OK, headers, Json(body)).into_response()
+    (StatusCode::OK, headers, Json(LoginResponse::Tokens(body))).into_response()
 }
 
 /// An error response that also removes the refresh cookie.
@@ -271,7 +271,6 @@ pub struct MfaRequired {
 /// Either tokens, or the second step.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code, reason = "schema only: bodies are built by login_response")]
 pub enum LoginResponse {
     Tokens(TokenResponse),
     Mfa(MfaRequired),
@@ -287,11 +286,11 @@ pub fn login_response(state: &AppState, outcome: LoginOutcome) -> Response {
         } => (
             StatusCode::OK,
             [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-            Json(MfaRequired {
+            Json(LoginResponse::Mfa(MfaRequired {
                 mfa_required: true,
                 mfa_token,
                 expires_in,
-            }),
+            })),
         )
             .into_response(),
     }

@@ -2,15 +2,19 @@
 //! Swagger UI's files are compiled into the binary, so the page loads
 //! nothing from elsewhere; mounted only when `DOCS_ENABLED`.
 
-use std::sync::OnceLock;
-
+use axum::Extension;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue};
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, NotFound};
+use crate::responses::NotFound;
+
+/// The OpenAPI document as served, handed to the docs routes when they are
+/// mounted (it is built from the route table, which lists these handlers).
+#[derive(Debug, Clone, Copy)]
+pub struct Document(pub &'static str);
 
 /// The docs pages run scripts and styles from this server only: no inline
 /// script, no other origin. `data:` images are Swagger UI's CSS icons. The
@@ -77,9 +81,7 @@ fn docs_response(content_type: &'static str, cache: &'static str, body: &'static
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)),
 )]
-pub async fn openapi() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(ApiDoc::json).as_str();
+pub async fn openapi(Extension(Document(doc)): Extension<Document>) -> Response {
     (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         doc,

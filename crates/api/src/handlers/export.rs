@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{Meta, Require, perm};
+use crate::responses::{Forbidden, ValidationFailed};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,8 +89,8 @@ fn csv_row(u: &User) -> String {
                 (String = "application/x-ndjson"),
                 (String = "text/csv"),
             )),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn export(

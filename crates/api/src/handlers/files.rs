@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -18,8 +18,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
-use crate::extract::{Meta, Require, parse_id, perm};
-use crate::openapi::{Forbidden, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed};
+use crate::extract::{Meta, PathId, Require, perm};
+use crate::responses::{
+    Forbidden, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed,
+};
 use crate::state::AppState;
 
 /// The multipart part that carries the file.
@@ -222,9 +224,8 @@ fn attachment(filename: &str) -> HeaderValue {
 pub async fn download(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::ContentRead>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let file = state.files().download(&p, id).await?;
     let content_type = HeaderValue::from_str(&file.info.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
@@ -259,9 +260,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::ContentWrite>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
     state.files().delete(&p, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,10 +4,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
+use gatehouse_core::auth::tokens::JwkSet;
 use http::HeaderValue;
 use http::header::CACHE_CONTROL;
 
-use crate::openapi::JwksSchema;
 use crate::state::AppState;
 
 /// The public verification keys, current and retired (EdDSA); empty with
@@ -17,7 +17,7 @@ use crate::state::AppState;
     path = "/.well-known/jwks.json",
     operation_id = "jwks",
     tag = "operations",
-    responses((status = 200, description = "A JSON Web Key Set", body = JwksSchema)),
+    responses((status = 200, description = "A JSON Web Key Set", body = JwkSet)),
 )]
 pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -27,6 +27,6 @@ pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
             CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
         )],
-        Json(state.sign_in().token_keys().jwks()),
+        Json(state.sign_in().token_keys().jwk_set().clone()),
     )
 }

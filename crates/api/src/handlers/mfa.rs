@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::{LoginResponse, Message, login_response};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Meta, Require, perm};
-use crate::openapi::Unauthorized;
+use crate::responses::{BadRequest, Forbidden, Unauthorized};
 use crate::state::AppState;
 
 fn no_store<T: Serialize>(body: T) -> Response {
@@ -43,8 +43,8 @@ pub struct SetupResponse {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Secret, URL and QR code (shown once)", body = SetupResponse),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn setup(
@@ -83,8 +83,8 @@ pub struct BackupCodes {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Enabled", body = BackupCodes),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn enable(
@@ -119,8 +119,8 @@ pub struct DisableRequest {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Disabled", body = Message),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 403, response = crate::openapi::Forbidden),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn disable(

@@ -1,30 +1,30 @@
 //! `/api/v1/users`: the caller's own account, and user administration.
 
+mod listing;
+
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use gatehouse_core::clock::from_unix_ms as at;
 use gatehouse_core::ports::SessionInfo;
 use gatehouse_core::rbac::Role;
-use gatehouse_core::service::{
-    AdminPatch, ListQuery, NewAccount, PageRequest, ProfileUpdate, Registration, UserPage,
-};
+use gatehouse_core::service::{AdminPatch, NewAccount, PageRequest, ProfileUpdate, Registration};
 use gatehouse_core::user::User;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
-use crate::extract::{ApiJson, Meta, Require, parse_id, perm};
+use crate::extract::{ApiJson, Meta, PathId, Require, perm};
 use crate::handlers::auth::Message;
-use crate::openapi::{
-    BadRequest, Forbidden, NotFound, RoleSchema, UserListSchema, UserSchema, ValidationFailed,
-};
+use crate::responses::{BadRequest, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
+
+pub(super) use listing::list_filters;
+use listing::{MAX_PER_PAGE, RawList, UserList, number};
 
 /// Distinguishes an absent field (`None`) from an explicit `null`
 /// (`Some(None)`).
@@ -43,7 +43,7 @@ where
     tag = "users",
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The caller", body = UserSchema),
+        (status = 200, description = "The caller", body = User),
         (status = 403, response = Forbidden),
     ),
 )]
@@ -73,7 +73,7 @@ pub struct UpdateMe {
     request_body = UpdateMe,
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The updated caller", body = UserSchema),
+        (status = 200, description = "The updated caller", body = User),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
     ),
@@ -205,42 +205,10 @@ pub async fn revoke_session(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::SelfWrite>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .accounts()
-        .revoke_my_session(&p, parse_id(&id)?, &meta)
-        .await?;
+    state.accounts().revoke_my_session(&p, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Query parameters of the user list, parsed by hand so every bad value is
-/// a 422 naming its parameter.
-#[derive(Debug, Default, Deserialize)]
-struct RawList {
-    page: Option<String>,
-    per_page: Option<String>,
-    limit: Option<String>,
-    after: Option<String>,
-    q: Option<String>,
-    role: Option<String>,
-    is_active: Option<String>,
-}
-
-const MAX_PER_PAGE: u64 = 100;
-
-fn number(raw: Option<&str>, field: &str, default: u64, errors: &mut Vec<FieldError>) -> u64 {
-    match raw.map(str::parse::<u64>) {
-        None => default,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            errors.push(FieldError::new(
-                field,
-                "must be a whole number of at least 1",
-            ));
-            default
-        }
-    }
 }
 
 /// Lists users (users:read), in page mode (`page`, `per_page`) or keyset
@@ -257,12 +225,12 @@ fn number(raw: Option<&str>, field: &str, default: u64, errors: &mut Vec<FieldEr
         ("limit" = Option<u64>, Query, minimum = 1, description = "Keyset mode: page size (default 20, capped at 100)"),
         ("after" = Option<Uuid>, Query, description = "Keyset mode: the previous page's `next_cursor`"),
         ("q" = Option<String>, Query, max_length = 50, description = "Username prefix"),
-        ("role" = Option<RoleSchema>, Query, description = "Only this role"),
+        ("role" = Option<Role>, Query, description = "Only this role"),
         ("is_active" = Option<bool>, Query, description = "Only active (or inactive) users"),
     ),
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "A page of users", body = UserListSchema),
+        (status = 200, description = "A page of users", body = UserList),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
     ),
@@ -271,7 +239,7 @@ pub async fn list(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::UsersRead>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserList>, ApiError> {
     let raw: RawList = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
         .map_err(|_| ApiError::validation(vec![FieldError::new("query", "is malformed")]))?;
     let mut errors = Vec::new();
@@ -305,24 +273,7 @@ pub async fn list(
         PageRequest::Numbered { page, per_page }
     };
     let result = state.user_admin().list(&p, &query, request).await?;
-    Ok(Json(match result.as_ref().clone() {
-        UserPage::Paged {
-            users,
-            total,
-            page,
-            per_page,
-        } => json!({
-            "users": users,
-            "total": total,
-            "page": page,
-            "per_page": per_page,
-            "pages": total.div_ceil(per_page),
-        }),
-        UserPage::Keyset { users, next_cursor } => json!({
-            "users": users,
-            "next_cursor": next_cursor,
-        }),
-    }))
+    Ok(Json(result.as_ref().clone().into()))
 }
 
 /// One user (users:read).
@@ -334,7 +285,7 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "User id")),
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The user", body = UserSchema),
+        (status = 200, description = "The user", body = User),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
@@ -343,9 +294,9 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::UsersRead>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.user_admin().get(&p, parse_id(&id)?).await?))
+    Ok(Json(state.user_admin().get(&p, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -360,7 +311,6 @@ pub struct CreateUser {
     #[serde(default)]
     #[schema(max_length = 100)]
     full_name: Option<String>,
-    #[schema(value_type = RoleSchema)]
     role: Role,
 }
 
@@ -374,7 +324,7 @@ pub struct CreateUser {
     request_body = CreateUser,
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 201, description = "The new user", body = UserSchema),
+        (status = 201, description = "The new user", body = User),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
     ),
@@ -403,7 +353,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     #[serde(default)]
-    #[schema(value_type = Option<RoleSchema>, nullable = false)]
+    #[schema(nullable = false)]
     role: Option<Role>,
     #[serde(default)]
     #[schema(nullable = false)]
@@ -424,7 +374,7 @@ pub struct PatchUser {
     request_body = PatchUser,
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The updated user", body = UserSchema),
+        (status = 200, description = "The updated user", body = User),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
     ),
@@ -433,7 +383,7 @@ pub async fn patch(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::UsersWrite>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<PatchUser>,
 ) -> Result<Json<User>, ApiError> {
     let patch = AdminPatch {
@@ -441,12 +391,7 @@ pub async fn patch(
         is_active: body.is_active,
         full_name: body.full_name,
     };
-    Ok(Json(
-        state
-            .user_admin()
-            .patch(&p, parse_id(&id)?, patch, &meta)
-            .await?,
-    ))
+    Ok(Json(state.user_admin().patch(&p, id, patch, &meta).await?))
 }
 
 /// Deletes a user and their logins (users:delete); never yourself.
@@ -469,44 +414,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Require(p, ..): Require<perm::UsersDelete>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    state.user_admin().delete(&p, parse_id(&id)?, &meta).await?;
+    state.user_admin().delete(&p, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The filters shared by the list and the export: `q` (username prefix),
-/// `role`, `is_active`. Bad values are added to `errors`, naming the
-/// parameter.
-pub(super) fn list_filters(
-    q: Option<String>,
-    role: Option<&str>,
-    is_active: Option<&str>,
-    errors: &mut Vec<FieldError>,
-) -> ListQuery {
-    if q.as_ref().is_some_and(|q| q.chars().count() > 50) {
-        errors.push(FieldError::new("q", "must be at most 50 characters"));
-    }
-    let role = match role {
-        None | Some("") => None,
-        Some(r) => r
-            .parse::<Role>()
-            .map_err(|()| {
-                errors.push(FieldError::new(
-                    "role",
-                    "must be admin, moderator, user or viewer",
-                ));
-            })
-            .ok(),
-    };
-    let is_active = match is_active {
-        None | Some("") => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            errors.push(FieldError::new("is_active", "must be true or false"));
-            None
-        }
-    };
-    ListQuery { q, role, is_active }
 }

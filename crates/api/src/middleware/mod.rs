@@ -1,5 +1,6 @@
 //! The middleware stack. Order matters and is written once, in
-//! [`crate::routes::build`], outermost first.
+//! [`crate::app::build`], outermost first; the layers that belong to some
+//! routes only (limits, route capture) are in [`crate::routes`].
 
 pub mod context;
 pub mod cors;

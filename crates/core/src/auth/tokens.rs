@@ -101,7 +101,7 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     verifying: Vec<(String, DecodingKey)>,
     /// Public JWKs (EdDSA only; symmetric keys are never published).
-    public_jwks: Vec<Value>,
+    public_jwks: JwkSet,
     issuer: String,
     audience: String,
     /// Built once: it runs on every authenticated request.
@@ -154,7 +154,7 @@ impl TokenKeys {
                     kid.clone(),
                     EncodingKey::from_secret(secret),
                     vec![(kid, DecodingKey::from_secret(secret))],
-                    Vec::new(),
+                    JwkSet::default(),
                 )
             }
             JwtAlgorithm::EdDsa => {
@@ -175,7 +175,7 @@ impl TokenKeys {
                     kid.clone(),
                     encoding,
                     vec![(kid, decoding)],
-                    vec![jwk],
+                    JwkSet { keys: vec![jwk] },
                 )
             }
         };
@@ -198,7 +198,7 @@ impl TokenKeys {
                         })?;
                     let (kid, jwk, decoding) = ed25519_public(&key.to_bytes())?;
                     verifying.push((kid, decoding));
-                    public_jwks.push(jwk);
+                    public_jwks.keys.push(jwk);
                 }
             }
         }
@@ -300,9 +300,34 @@ impl TokenKeys {
     }
 
     /// The JWK Set of public verification keys (RFC 7517).
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": self.public_jwks })
+    pub fn jwk_set(&self) -> &JwkSet {
+        &self.public_jwks
     }
+
+    /// [`Self::jwk_set`] as a JSON value.
+    pub fn jwks(&self) -> Value {
+        json!(self.public_jwks)
+    }
+}
+
+/// One public verification key (RFC 8037 OKP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Jwk {
+    pub kty: &'static str,
+    pub crv: &'static str,
+    pub x: String,
+    pub kid: String,
+    pub alg: &'static str,
+    #[serde(rename = "use")]
+    pub usage: &'static str,
+}
+
+/// A JSON Web Key Set (RFC 7517 §5); empty with HS256.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Jwks))]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
 }
 
 fn read_pem(path: &Path, var: &str) -> Result<String, CoreError> {
@@ -321,15 +346,21 @@ fn hs256_kid(secret: &[u8]) -> String {
 
 /// Kid (RFC 7638 thumbprint), public JWK and decoding key of an Ed25519
 /// public key.
-fn ed25519_public(public: &[u8; 32]) -> Result<(String, Value, DecodingKey), CoreError> {
+fn ed25519_public(public: &[u8; 32]) -> Result<(String, Jwk, DecodingKey), CoreError> {
     let x = URL_SAFE_NO_PAD.encode(public);
     // RFC 7638 §3.2: members in lexicographic order, no whitespace.
     let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
     let decoding = DecodingKey::from_ed_components(&x)
         .map_err(|e| CoreError::internal(format!("ed25519 public key: {e}")))?;
-    let jwk =
-        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+    let jwk = Jwk {
+        kty: "OKP",
+        crv: "Ed25519",
+        x,
+        kid: kid.clone(),
+        alg: "EdDSA",
+        usage: "sig",
+    };
     Ok((kid, jwk, decoding))
 }
 

@@ -14,20 +14,20 @@ use crate::harness::{Backend, TestApp};
 
 const COMMITTED_SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
 const ROUTE_TABLE: &str = include_str!("../../../src/routes.rs");
+const HANDLERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/handlers");
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 fn spec() -> Value {
     serde_json::from_str(&ApiDoc::json()).unwrap()
 }
 
-/// `(path, method)` of every `.route(...)` in the route table source, so a
-/// route added without an OpenAPI entry fails here.
-fn route_table() -> BTreeSet<(String, String)> {
-    let mut routes = BTreeSet::new();
-    let mut rest = ROUTE_TABLE;
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        // The call's arguments: up to the matching close parenthesis.
+/// The arguments of every `opener...)` call in `source`, up to the matching
+/// close parenthesis.
+fn calls<'a>(source: &'a str, opener: &str) -> Vec<&'a str> {
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(opener) {
+        rest = &rest[at + opener.len()..];
         let mut depth = 1;
         let end = rest
             .char_indices()
@@ -40,8 +40,45 @@ fn route_table() -> BTreeSet<(String, String)> {
                 depth == 0
             })
             .map(|(i, _)| i)
-            .expect("balanced .route(...)");
-        let args = &rest[..end];
+            .expect("balanced parentheses");
+        found.push(&rest[..end]);
+    }
+    found
+}
+
+/// `(path, method)` of the `#[utoipa::path]` on `handler` in
+/// `src/handlers/{module}.rs`.
+fn documented_route(module: &str, handler: &str) -> (String, String) {
+    let source = std::fs::read_to_string(format!("{HANDLERS}/{module}.rs")).unwrap();
+    let at = source
+        .find(&format!("pub async fn {handler}("))
+        .unwrap_or_else(|| panic!("{module}::{handler} is not a handler"));
+    let attribute = source[..at]
+        .rfind("#[utoipa::path(")
+        .map(|start| &source[start + "#[utoipa::path(".len()..at])
+        .unwrap_or_else(|| panic!("{module}::{handler} has no #[utoipa::path]"));
+    let method = attribute.split(',').next().unwrap().trim().to_owned();
+    let path = attribute
+        .split("path = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a path literal")
+        .to_owned();
+    (path, method)
+}
+
+/// `(path, method)` of every route in the route table source: each handler
+/// in a `routes!(...)` by its `#[utoipa::path]`, and any plain `.route(...)`
+/// as written, so a route mounted without an OpenAPI entry fails here.
+fn route_table() -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for args in calls(ROUTE_TABLE, "routes!(") {
+        for handler in args.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let (module, name) = handler.split_once("::").expect("module::handler");
+            routes.insert(documented_route(module, name));
+        }
+    }
+    for args in calls(ROUTE_TABLE, ".route(") {
         let path = args.split('"').nth(1).expect("a path literal").to_owned();
         for method in METHODS {
             let call = format!("{method}(");
