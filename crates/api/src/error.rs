@@ -289,6 +289,11 @@ impl From<CoreError> for ApiError {
                 "You cannot delete your own account",
             ),
             CoreError::Forbidden => Self::forbidden(),
+            CoreError::ApiKeyNotAllowed => Self::new(
+                StatusCode::FORBIDDEN,
+                "api_key_not_allowed",
+                "API keys cannot manage the account's credentials",
+            ),
             CoreError::NotFound => Self::not_found(),
             CoreError::FileTooLarge => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

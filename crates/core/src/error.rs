@@ -46,6 +46,9 @@ pub enum CoreError {
     WrongPassword,
     #[error("cannot delete yourself")]
     CannotDeleteSelf,
+    /// An API key tried to manage the account's credentials.
+    #[error("not allowed for API keys")]
+    ApiKeyNotAllowed,
     /// Authenticated, but the role lacks the permission.
     #[error("permission denied")]
     Forbidden,

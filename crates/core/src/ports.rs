@@ -57,11 +57,24 @@ pub trait UserRepo: Send + Sync + Debug {
     async fn by_email_index(&self, index: &str) -> Result<Option<UserRecord>, CoreError>;
     async fn by_username_key(&self, key: &str) -> Result<Option<UserRecord>, CoreError>;
     /// Replaces the hash without touching `auth_version` (a re-hash keeps
-    /// the same password, so existing tokens stay valid).
-    async fn set_password_hash(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError>;
-    /// Sets a new password and bumps `auth_version`, which kills every
-    /// access token issued before.
-    async fn change_password(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError>;
+    /// the same password, so existing tokens stay valid) — only while the
+    /// stored hash is still `old` (compare-and-set: a concurrent password
+    /// change wins). `Ok(false)` when it was not.
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, CoreError>;
+    /// Sets a new password, bumps `auth_version` (every earlier access
+    /// token dies), revokes every login and every API key of the user — one
+    /// transaction, and only if `auth_version` is still the one the caller
+    /// checked. `Ok(None)` when it changed meanwhile; else the revoked keys.
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+    ) -> Result<Option<Vec<Uuid>>, CoreError>;
     /// Applies `changes`; `Ok(false)` when the user does not exist,
     /// [`CoreError::Conflict`] when the new email is taken.
     async fn update(&self, id: Uuid, changes: &UserChanges, now: i64) -> Result<bool, CoreError>;
@@ -75,9 +88,9 @@ pub trait UserRepo: Send + Sync + Debug {
         limit: u64,
     ) -> Result<(Vec<UserRecord>, u64), CoreError>;
     /// Rewrites encrypted fields of several users in one transaction (key
-    /// rotation): (id, email_enc, full_name_enc).
-    async fn set_encrypted(&self, rows: &[(Uuid, String, Option<String>)])
-    -> Result<(), CoreError>;
+    /// rotation); rows changed since they were read are left alone. Answers
+    /// how many were rewritten.
+    async fn set_encrypted(&self, rows: &[Reencrypted]) -> Result<u64, CoreError>;
     /// Every user matching `filter`, in id order, read from a database
     /// cursor: memory stays flat however many there are.
     fn stream(&self, filter: &UserFilter) -> BoxStream<'static, Result<UserRecord, CoreError>>;
@@ -91,6 +104,27 @@ pub trait UserRepo: Send + Sync + Debug {
         after: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<UserRecord>, CoreError>;
+}
+
+/// A new password for a user whose credentials the caller just checked.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub user_id: Uuid,
+    /// The `auth_version` the check saw.
+    pub expected_version: i64,
+    pub hash: String,
+    pub now: i64,
+}
+
+/// A user's encrypted fields re-encrypted under another key, applied only
+/// while the stored values are still the ones read (compare-and-set).
+#[derive(Debug, Clone)]
+pub struct Reencrypted {
+    pub id: Uuid,
+    pub old_email: String,
+    pub old_name: Option<String>,
+    pub email: String,
+    pub name: Option<String>,
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -170,6 +204,17 @@ pub enum Rotation {
     Rotated,
     /// Another request exchanged the token first: treat as reuse.
     AlreadyUsed,
+    /// The login was revoked before the exchange (checked in the same
+    /// transaction, so a racing revocation always wins).
+    SessionRevoked,
+}
+
+/// A login's stored state, which every request is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    pub user_id: Uuid,
+    pub revoked: bool,
+    pub expires_at: i64,
 }
 
 #[async_trait]
@@ -177,6 +222,8 @@ pub trait SessionRepo: Send + Sync + Debug {
     /// Creates the session and its first refresh token atomically.
     async fn start(&self, session: &NewSession, token: &NewRefreshToken) -> Result<(), CoreError>;
     async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError>;
+    /// The login's stored state, if it exists.
+    async fn state(&self, session_id: Uuid) -> Result<Option<SessionState>, CoreError>;
     /// Marks `old` used and stores `next` in one transaction, only if `old`
     /// was still unused.
     async fn rotate(
@@ -272,6 +319,13 @@ pub trait UserCache: Send + Sync + Debug {
     async fn put_list(&self, key: String, page: Arc<crate::service::UserPage>);
 }
 
+/// The encrypted active and pending TOTP secrets of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpSecrets<'a> {
+    pub secret: Option<&'a str>,
+    pub pending: Option<&'a str>,
+}
+
 /// A user's second-factor state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MfaState {
@@ -300,13 +354,15 @@ pub trait MfaRepo: Send + Sync + Debug {
     /// Records `step` as used; false when it (or a later one) already was,
     /// so each code is accepted at most once, even concurrently.
     async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, CoreError>;
-    /// Rewrites the encrypted TOTP secrets (key rotation).
+    /// Rewrites the encrypted TOTP secrets (key rotation), only while they
+    /// are still `old` (a concurrent enable or disable wins). `Ok(false)`
+    /// when they changed.
     async fn set_totp_encrypted(
         &self,
         user_id: Uuid,
-        secret_enc: Option<&str>,
-        pending_enc: Option<&str>,
-    ) -> Result<(), CoreError>;
+        old: TotpSecrets<'_>,
+        new: TotpSecrets<'_>,
+    ) -> Result<bool, CoreError>;
     /// Spends a backup code; false when unknown or already used.
     async fn use_backup_code(&self, user_id: Uuid, hash: &str, now: i64)
     -> Result<bool, CoreError>;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{ApiKeyRecord, ApiKeyRepo, MfaRepo, MfaState};
+use gatehouse_core::ports::{ApiKeyRecord, ApiKeyRepo, MfaRepo, MfaState, TotpSecrets};
 use uuid::Uuid;
 
 use crate::{Database, map_err};
@@ -96,12 +96,22 @@ impl MfaRepo for Database {
     async fn set_totp_encrypted(
         &self,
         user_id: Uuid,
-        secret_enc: Option<&str>,
-        pending_enc: Option<&str>,
-    ) -> Result<(), CoreError> {
-        let sql = "UPDATE users SET totp_secret_enc = $1, totp_pending_enc = $2 WHERE id = $3";
-        on_pool!(self, pool => sqlx::query(sql).bind(secret_enc).bind(pending_enc).bind(user_id).execute(pool).await.map(drop))
-            .map_err(map_err)
+        old: TotpSecrets<'_>,
+        new: TotpSecrets<'_>,
+    ) -> Result<bool, CoreError> {
+        let sql = "UPDATE users SET totp_secret_enc = $1, totp_pending_enc = $2 WHERE id = $3 \
+                   AND totp_secret_enc IS NOT DISTINCT FROM $4 \
+                   AND totp_pending_enc IS NOT DISTINCT FROM $5";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(new.secret)
+            .bind(new.pending)
+            .bind(user_id)
+            .bind(old.secret)
+            .bind(old.pending)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+        .map_err(map_err)
     }
 
     #[tracing::instrument(name = "mfa.use_backup_code", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::ports::{
-    NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionInfo, SessionRepo,
+    NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionInfo, SessionRepo, SessionState,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,20 @@ impl SessionRepo for Database {
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "sessions.state", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn state(&self, session_id: Uuid) -> Result<Option<SessionState>, CoreError> {
+        let sql = "SELECT user_id, revoked_at, expires_at FROM sessions WHERE id = $1";
+        on_pool!(self, pool => sqlx::query_as::<_, (Uuid, Option<i64>, i64)>(sql).bind(session_id).fetch_optional(pool).await)
+            .map(|row| {
+                row.map(|(user_id, revoked_at, expires_at)| SessionState {
+                    user_id,
+                    revoked: revoked_at.is_some(),
+                    expires_at,
+                })
+            })
+            .map_err(map_err)
+    }
+
     #[tracing::instrument(name = "sessions.rotate", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn rotate(
         &self,
@@ -88,15 +102,23 @@ impl SessionRepo for Database {
         now: i64,
     ) -> Result<Rotation, CoreError> {
         // The conditional UPDATE is the arbiter between concurrent refreshes
-        // of one token: exactly one sees a row change.
-        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL";
+        // of one token (exactly one sees a row change) and between a refresh
+        // and the revocation of its login (a revoked login never rotates).
+        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL \
+                    AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL)";
+        let used = "SELECT used_at FROM refresh_tokens WHERE id = $1";
         let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2";
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let marked = sqlx::query(mark).bind(now).bind(old).execute(&mut *tx).await?;
             if marked.rows_affected() != 1 {
+                let used_at: Option<Option<i64>> =
+                    sqlx::query_scalar(used).bind(old).fetch_optional(&mut *tx).await?;
                 tx.rollback().await?;
-                return Ok(Rotation::AlreadyUsed);
+                return Ok(match used_at {
+                    Some(Some(_)) => Rotation::AlreadyUsed,
+                    _ => Rotation::SessionRevoked,
+                });
             }
             sqlx::query(INSERT_TOKEN)
                 .bind(next.id)

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{NewUser, UserChanges, UserFilter, UserRecord, UserRepo, UserStats};
+use gatehouse_core::ports::{
+    NewUser, PasswordChange, Reencrypted, UserChanges, UserFilter, UserRecord, UserRepo, UserStats,
+};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -144,18 +146,50 @@ impl UserRepo for Database {
     }
 
     #[tracing::instrument(name = "users.set_password_hash", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn set_password_hash(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError> {
-        let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
-        on_pool!(self, pool => sqlx::query(sql).bind(hash).bind(now).bind(id).execute(pool).await.map(drop))
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, CoreError> {
+        let sql = "UPDATE users SET password_hash = $1, updated_at = $2 \
+                   WHERE id = $3 AND password_hash = $4";
+        on_pool!(self, pool => sqlx::query(sql).bind(new).bind(now).bind(id).bind(old).execute(pool).await.map(|r| r.rows_affected() == 1))
             .map_err(map_err)
     }
 
     #[tracing::instrument(name = "users.change_password", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn change_password(&self, id: Uuid, hash: &str, now: i64) -> Result<(), CoreError> {
-        let sql = "UPDATE users SET password_hash = $1, updated_at = $2, \
-                   auth_version = auth_version + 1 WHERE id = $3";
-        on_pool!(self, pool => sqlx::query(sql).bind(hash).bind(now).bind(id).execute(pool).await.map(drop))
-            .map_err(map_err)
+    async fn change_password(&self, c: &PasswordChange) -> Result<Option<Vec<Uuid>>, CoreError> {
+        let set = "UPDATE users SET password_hash = $1, updated_at = $2, \
+                   auth_version = auth_version + 1 WHERE id = $3 AND auth_version = $4";
+        let sessions =
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+        let keys = "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+                    RETURNING id";
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(set)
+                .bind(&c.hash)
+                .bind(c.now)
+                .bind(c.user_id)
+                .bind(c.expected_version)
+                .execute(&mut *tx)
+                .await?;
+            if changed.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            sqlx::query(sessions).bind(c.now).bind(c.user_id).execute(&mut *tx).await?;
+            let revoked: Vec<Uuid> = sqlx::query_scalar(keys)
+                .bind(c.now)
+                .bind(c.user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(revoked))
+        }.await)
+        .map_err(map_err)
     }
 
     #[tracing::instrument(name = "users.update", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
@@ -290,17 +324,25 @@ impl UserRepo for Database {
     }
 
     #[tracing::instrument(name = "users.set_encrypted", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn set_encrypted(
-        &self,
-        rows: &[(Uuid, String, Option<String>)],
-    ) -> Result<(), CoreError> {
-        let sql = "UPDATE users SET email_enc = $1, full_name_enc = $2 WHERE id = $3";
+    async fn set_encrypted(&self, rows: &[Reencrypted]) -> Result<u64, CoreError> {
+        let sql = "UPDATE users SET email_enc = $1, full_name_enc = $2 WHERE id = $3 \
+                   AND email_enc = $4 AND full_name_enc IS NOT DISTINCT FROM $5";
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
-            for (id, email, name) in rows {
-                sqlx::query(sql).bind(email).bind(name).bind(id).execute(&mut *tx).await?;
+            let mut done = 0;
+            for r in rows {
+                done += sqlx::query(sql)
+                    .bind(&r.email)
+                    .bind(&r.name)
+                    .bind(r.id)
+                    .bind(&r.old_email)
+                    .bind(&r.old_name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(done)
         }.await)
         .map_err(map_err)
     }

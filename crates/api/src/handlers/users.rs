@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use gatehouse_core::clock::from_unix_ms as at;
 use gatehouse_core::ports::SessionInfo;
 use gatehouse_core::rbac::Role;
@@ -64,8 +65,10 @@ pub struct UpdateMe {
     email: Option<String>,
 }
 
-/// Updates the caller's name or email (self:write). A taken email gets 400
-/// `registration_failed`, like registration.
+/// Updates the caller's name (self:write), or asks for a new email: that
+/// answers 202 whether or not the address is taken, and applies once the
+/// link sent to the new address is confirmed. API keys cannot change the
+/// email (403 `api_key_not_allowed`).
 #[utoipa::path(
     put,
     path = "/api/v1/users/me",
@@ -74,6 +77,7 @@ pub struct UpdateMe {
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The updated caller", body = User),
+        (status = 202, description = "A new email was asked for: confirm it from the new address", body = Message),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
     ),
@@ -83,12 +87,20 @@ pub async fn update_me(
     Meta(meta): Meta,
     Require(p, ..): Require<perm::SelfWrite>,
     ApiJson(body): ApiJson<UpdateMe>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Response, ApiError> {
     let update = ProfileUpdate {
         full_name: body.full_name,
         email: body.email,
     };
-    Ok(Json(state.accounts().update_me(&p, update, &meta).await?))
+    let outcome = state.accounts().update_me(&p, update, &meta).await?;
+    Ok(if outcome.email_change_requested {
+        let message = Message {
+            message: "Check the new address for a confirmation link",
+        };
+        (StatusCode::ACCEPTED, Json(message)).into_response()
+    } else {
+        Json(outcome.user).into_response()
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -732,9 +732,17 @@ async fn tokens_follow_the_users_current_state() {
             .await
             .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
 
+        // The refresh refused above ended that login for good: reactivation
+        // does not bring it back, on any instance.
+        app.exec("UPDATE users SET is_active = TRUE").await;
+        fresh()
+            .get_with_token("/api/v1/users/me", &access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+
         // Demoted: the token's role claim no longer counts; the stored role does.
-        app.exec("UPDATE users SET is_active = TRUE, role = 'viewer'")
-            .await;
+        let (access, _) = app.login("olga@example.com", PASSWORD).await;
+        app.exec("UPDATE users SET role = 'viewer'").await;
         let me = fresh().get_with_token("/api/v1/users/me", &access).await;
         assert_eq!(me.json()["role"], "viewer", "{backend:?}");
 

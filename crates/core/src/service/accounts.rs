@@ -13,7 +13,7 @@ use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
-use crate::ports::{NewUser, SessionInfo, UserChanges, UserRecord};
+use crate::ports::{NewUser, PasswordChange, SessionInfo, UserChanges, UserRecord};
 use crate::rbac::{Permission, Role};
 use crate::user::{Email, FieldProblem, FullName, User, Username, mask_email};
 
@@ -32,6 +32,14 @@ pub struct ProfileUpdate {
     /// `Some(None)` (JSON `null`) clears the name.
     pub full_name: Option<Option<String>>,
     pub email: Option<String>,
+}
+
+/// What a profile update did.
+#[derive(Debug)]
+pub struct ProfileOutcome {
+    pub user: User,
+    /// A new address was asked for: it applies once confirmed.
+    pub email_change_requested: bool,
 }
 
 /// The validated fields of a registration.
@@ -74,6 +82,43 @@ pub struct AccountFactory {
 }
 
 impl AccountFactory {
+    /// Stores `new` as the password of the account `record` was read from,
+    /// if its credentials did not change since: every login, earlier access
+    /// token and API key of the user is revoked with it (one transaction),
+    /// each key audited as `api_key_revoked` with `reason`. `Ok(false)` when
+    /// a concurrent change came first.
+    pub async fn set_password(
+        &self,
+        record: &UserRecord,
+        new: &SecretString,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<bool, CoreError> {
+        let hash = self.hasher.hash(new).await?;
+        let change = PasswordChange {
+            user_id: record.id,
+            expected_version: record.auth_version,
+            hash,
+            now: self.directory.kernel.now_ms(),
+        };
+        let Some(revoked) = self.directory.users.change_password(&change).await? else {
+            return Ok(false);
+        };
+        self.directory.invalidate(record.id).await;
+        for key_id in revoked {
+            self.directory
+                .kernel
+                .audit(
+                    AuditEvent::new(EventKind::ApiKeyRevoked, Outcome::Success, meta)
+                        .actor(record.id)
+                        .target(record.id)
+                        .details(json!({"key_id": key_id, "reason": reason})),
+                )
+                .await;
+        }
+        Ok(true)
+    }
+
     /// Validates and stores a new account with `role`. Duplicates fail with
     /// [`CoreError::RegistrationFailed`] after the same work as a success,
     /// so neither the answer nor its timing tells whether an account exists.
@@ -190,12 +235,13 @@ impl Accounts {
         Ok(user)
     }
 
-    /// The caller's profile changes, validated and encrypted.
+    /// The caller's profile changes, validated and encrypted, and the new
+    /// address asked for (never applied here: it waits for confirmation).
     fn profile_changes(
         &self,
         principal: &Principal,
         update: &ProfileUpdate,
-    ) -> Result<UserChanges, CoreError> {
+    ) -> Result<(UserChanges, Option<Email>), CoreError> {
         let kernel = &self.directory().kernel;
         let mut changes = UserChanges::default();
         let mut problems: Vec<FieldProblem> = Vec::new();
@@ -206,58 +252,54 @@ impl Accounts {
                 Err(e) => return Err(e),
             }
         }
+        let mut new_email = None;
         if let Some(raw) = &update.email {
             match Email::parse(raw) {
-                Ok(email) if email.as_str() != principal.user.email => {
-                    changes.email = Some((
-                        kernel.cipher.encrypt("email", email.as_str())?,
-                        kernel.email_index(&email),
-                    ));
-                }
+                Ok(email) if email.as_str() != principal.user.email => new_email = Some(email),
                 Ok(_) => {}
                 Err(p) => problems.push(p),
             }
         }
         if problems.is_empty() {
-            Ok(changes)
+            Ok((changes, new_email))
         } else {
             Err(CoreError::Validation(problems))
         }
     }
 
+    /// Applies a new name at once. A new email is only *requested*: it is
+    /// confirmed from the new address before it applies, and the answer
+    /// is the same whether or not another account has it (no probing).
     pub async fn update_me(
         &self,
         principal: &Principal,
         update: ProfileUpdate,
         meta: &RequestMeta,
-    ) -> Result<User, CoreError> {
+    ) -> Result<ProfileOutcome, CoreError> {
         principal.require(Permission::SelfWrite)?;
-        let changes = self.profile_changes(principal, &update)?;
+        if update.email.is_some() {
+            principal.require_login()?;
+        }
+        let (changes, new_email) = self.profile_changes(principal, &update)?;
         let id = principal.id();
         let now = self.directory().kernel.now_ms();
-        match self.directory().users.update(id, &changes, now).await {
-            Ok(true) => {}
-            Ok(false) => return Err(CoreError::NotFound),
-            // Same vague answer as registration: no probing for emails.
-            Err(CoreError::Conflict) => return Err(CoreError::RegistrationFailed),
-            Err(e) => return Err(e),
+        if !self.directory().users.update(id, &changes, now).await? {
+            return Err(CoreError::NotFound);
         }
         let user = self.directory().after_write(id).await?;
-        let fields: Vec<&str> = [
-            update.full_name.as_ref().map(|_| "full_name"),
-            changes.email.as_ref().map(|_| "email"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        self.audit(
-            AuditEvent::new(EventKind::UserUpdated, Outcome::Success, meta)
-                .actor(id)
-                .target(id)
-                .details(json!({ "fields": fields })),
-        )
-        .await;
-        Ok(user)
+        if update.full_name.is_some() {
+            self.audit(
+                AuditEvent::new(EventKind::UserUpdated, Outcome::Success, meta)
+                    .actor(id)
+                    .target(id)
+                    .details(json!({ "fields": ["full_name"] })),
+            )
+            .await;
+        }
+        Ok(ProfileOutcome {
+            user,
+            email_change_requested: new_email.is_some(),
+        })
     }
 
     /// Changes the caller's password: revokes every login of the user and
@@ -270,6 +312,7 @@ impl Accounts {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
         let id = principal.id();
         let record = self.directory().record(id).await?;
         // A wrong current password is a failed proof of the secret: it
@@ -300,14 +343,14 @@ impl Accounts {
             ));
         }
         password::check_policy(new.expose_secret()).map_err(|w| CoreError::WeakPassword(w.0))?;
-        let hash = self.factory.hasher.hash(new).await?;
-        let now = self.directory().kernel.now_ms();
-        self.directory()
-            .users
-            .change_password(id, &hash, now)
-            .await?;
-        self.logins.sessions.revoke_all(id, now).await?;
-        self.directory().invalidate(id).await;
+        // A concurrent change won: the password checked above is gone.
+        if !self
+            .factory
+            .set_password(&record, new, "password_changed", meta)
+            .await?
+        {
+            return Err(CoreError::WrongPassword);
+        }
         self.audit(
             AuditEvent::new(EventKind::PasswordChanged, Outcome::Success, meta)
                 .actor(id)
@@ -319,6 +362,7 @@ impl Accounts {
 
     pub async fn my_sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, CoreError> {
         principal.require(Permission::SelfRead)?;
+        principal.require_login()?;
         let now = self.directory().kernel.now_ms();
         self.logins.sessions.list_active(principal.id(), now).await
     }
@@ -332,6 +376,7 @@ impl Accounts {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
         if self.logins.sessions.owner(session_id).await? != Some(principal.id()) {
             return Err(CoreError::NotFound);
         }

@@ -27,6 +27,11 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
+/// How long this instance trusts what it read of a login's stored state:
+/// the bound on how stale a revocation can be seen when no faster signal
+/// (the shared denylist) is available.
+pub const SESSION_RECHECK: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct Logins {
     pub sessions: Arc<dyn SessionRepo>,
@@ -34,6 +39,8 @@ pub struct Logins {
     pub keys: Arc<TokenKeys>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Login id → (owner, revoked), as read from the store.
+    states: moka::sync::Cache<Uuid, (Uuid, bool)>,
 }
 
 pub(super) fn secs(d: Duration) -> i64 {
@@ -52,7 +59,38 @@ impl Logins {
             keys: Arc::new(TokenKeys::from_config(&config.jwt)?),
             access_ttl: config.jwt.access_ttl,
             refresh_ttl: config.jwt.refresh_ttl,
+            states: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(SESSION_RECHECK)
+                .build(),
         })
+    }
+
+    /// Whether login `session_id` of `user_id` is live: never revoked, by
+    /// its stored state (the source of truth, durable across restarts and
+    /// cache outages). `fresh` skips what this instance remembers.
+    pub async fn is_live(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        fresh: bool,
+    ) -> Result<bool, CoreError> {
+        let known = if fresh {
+            None
+        } else {
+            self.states.get(&session_id)
+        };
+        let (owner, revoked) = match known {
+            Some(state) => state,
+            None => match self.sessions.state(session_id).await? {
+                Some(s) => {
+                    self.states.insert(session_id, (s.user_id, s.revoked));
+                    (s.user_id, s.revoked)
+                }
+                None => return Ok(false),
+            },
+        };
+        Ok(owner == user_id && !revoked)
     }
 
     /// When a refresh token issued at `now` expires (Unix ms).
@@ -121,13 +159,19 @@ impl Logins {
         })
     }
 
-    /// Revokes a session's refresh tokens and the access tokens issued under
-    /// it (until the longest of them would have expired).
+    /// Revokes a login: its refresh tokens and the access tokens issued
+    /// under it. The shared denylist is told first: when it cannot be (a
+    /// cache outage), nothing is changed and the caller answers 503, since
+    /// other instances could not learn of the revocation at once. Then the
+    /// stored state, which every instance re-reads within
+    /// [`SESSION_RECHECK`] and after any restart.
     pub async fn revoke(&self, session_id: Uuid, now: OffsetDateTime) -> Result<(), CoreError> {
-        self.sessions.revoke(session_id, unix_ms(now)).await?;
         let until = now.unix_timestamp() + secs(self.access_ttl);
         self.denylist
             .deny(&format!("sid:{session_id}"), until)
-            .await
+            .await?;
+        self.sessions.revoke(session_id, unix_ms(now)).await?;
+        self.states.invalidate(&session_id);
+        Ok(())
     }
 }

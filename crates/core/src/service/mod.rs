@@ -30,7 +30,7 @@ pub mod user_admin;
 
 use std::sync::Arc;
 
-pub use accounts::{AccountFactory, Accounts, ProfileUpdate, Registration};
+pub use accounts::{AccountFactory, Accounts, ProfileOutcome, ProfileUpdate, Registration};
 pub use api_keys::{ApiKeyView, ApiKeys, NewApiKey};
 pub use events::{Attempt, SecurityEvents};
 pub use files::{FileDeps, FileDownload, FileService, UploadStream};

@@ -14,7 +14,9 @@ use crate::CoreError;
 use crate::audit::{AuditEntry, AuditQuery, AuditRepo, Verification, verify_chain};
 use crate::clock::unix_ms;
 use crate::crypto::FieldCipher;
-use crate::ports::{LoginThrottle, MfaRepo, SessionRepo, UserFilter, UserRecord};
+use crate::ports::{
+    LoginThrottle, MfaRepo, Reencrypted, SessionRepo, TotpSecrets, UserFilter, UserRecord,
+};
 use crate::rbac::{Permission, Role};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -173,18 +175,20 @@ impl Operations {
             };
             after = Some(last.id);
             report.scanned += rows.len() as u64;
+            // Each write applies only to values unchanged since read: a
+            // concurrent email change or 2FA switch wins, and is already
+            // under the primary key (a later run finds nothing left).
             let changed = self.reencrypt_users(&rows)?;
             for r in &rows {
                 if self.rotate_totp(r.id).await? {
-                    report.reencrypted += u64::from(!changed.iter().any(|(id, ..)| *id == r.id));
+                    report.reencrypted += u64::from(!changed.iter().any(|c| c.id == r.id));
                 }
             }
             if !changed.is_empty() {
-                self.deps.directory.users.set_encrypted(&changed).await?;
-                for (id, ..) in &changed {
-                    self.deps.directory.invalidate(*id).await;
+                report.reencrypted += self.deps.directory.users.set_encrypted(&changed).await?;
+                for c in &changed {
+                    self.deps.directory.invalidate(c.id).await;
                 }
-                report.reencrypted += changed.len() as u64;
             }
             progress(report);
         }
@@ -196,10 +200,7 @@ impl Operations {
     }
 
     /// The rows' email and name under the primary key, for rows not yet so.
-    fn reencrypt_users(
-        &self,
-        rows: &[UserRecord],
-    ) -> Result<Vec<(Uuid, String, Option<String>)>, CoreError> {
+    fn reencrypt_users(&self, rows: &[UserRecord]) -> Result<Vec<Reencrypted>, CoreError> {
         let cipher = self.cipher();
         let mut changed = Vec::new();
         for r in rows {
@@ -212,11 +213,13 @@ impl Operations {
                 .as_deref()
                 .map(|n| cipher.decrypt("full_name", n))
                 .transpose()?;
-            changed.push((
-                r.id,
-                cipher.encrypt("email", &email)?,
-                name.map(|n| cipher.encrypt("full_name", &n)).transpose()?,
-            ));
+            changed.push(Reencrypted {
+                id: r.id,
+                old_email: r.email_enc.clone(),
+                old_name: r.full_name_enc.clone(),
+                email: cipher.encrypt("email", &email)?,
+                name: name.map(|n| cipher.encrypt("full_name", &n)).transpose()?,
+            });
         }
         Ok(changed)
     }
@@ -238,12 +241,16 @@ impl Operations {
             })
             .transpose()
         };
-        let secret = reencrypt(state.secret_enc)?;
-        let pending = reencrypt(state.pending_enc)?;
-        self.deps
-            .mfa
-            .set_totp_encrypted(user_id, secret.as_deref(), pending.as_deref())
-            .await?;
-        Ok(true)
+        let secret = reencrypt(state.secret_enc.clone())?;
+        let pending = reencrypt(state.pending_enc.clone())?;
+        let old = TotpSecrets {
+            secret: state.secret_enc.as_deref(),
+            pending: state.pending_enc.as_deref(),
+        };
+        let new = TotpSecrets {
+            secret: secret.as_deref(),
+            pending: pending.as_deref(),
+        };
+        self.deps.mfa.set_totp_encrypted(user_id, old, new).await
     }
 }

@@ -41,11 +41,13 @@ impl Principal {
         }
     }
 
-    /// Account-management actions (keys, 2FA) need a person's login, not
-    /// an API key.
+    /// Managing the account's credentials (password, email, second
+    /// factors, API keys, sessions) takes a person's login: an API key never
+    /// does it, whatever its scopes — a leaked key must not become the
+    /// account.
     pub fn require_login(&self) -> Result<(), CoreError> {
         if self.api_key.is_some() {
-            Err(CoreError::Forbidden)
+            Err(CoreError::ApiKeyNotAllowed)
         } else {
             Ok(())
         }

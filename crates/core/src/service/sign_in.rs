@@ -241,17 +241,25 @@ impl SignIn {
             return;
         }
         let stored = match self.deps.hasher.hash(password).await {
+            // Only over the hash just verified: a password changed meanwhile
+            // is never overwritten by the old one.
             Ok(hash) => {
                 self.deps
                     .directory
                     .users
-                    .set_password_hash(record.id, &hash, unix_ms(now))
+                    .set_password_hash(record.id, &record.password_hash, &hash, unix_ms(now))
                     .await
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = stored {
-            tracing::warn!(user_id = %record.id, error = %e, "password re-hash not stored");
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(user_id = %record.id, "password changed meanwhile; re-hash dropped")
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %record.id, error = %e, "password re-hash not stored")
+            }
         }
     }
 
@@ -364,6 +372,7 @@ impl SignIn {
         {
             Rotation::Rotated => {}
             Rotation::AlreadyUsed => return Err(self.reuse_detected(&lookup, meta, now).await),
+            Rotation::SessionRevoked => return Err(CoreError::InvalidRefreshToken),
         }
         self.audit(
             AuditEvent::new(EventKind::TokenRefreshed, Outcome::Success, meta)
@@ -419,10 +428,14 @@ impl SignIn {
             logins.revoke(lookup.session_id, now).await?;
             actor = Some(lookup.user_id);
         }
+        // A Bearer token alone ends its whole login, refresh tokens included.
         if let Some(token) = access_token
             && let Ok(claims) = logins.keys.verify(token, TokenType::Access, now)
         {
-            logins.denylist.deny(&claims.jti, claims.exp).await?;
+            match claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok()) {
+                Some(sid) => logins.revoke(sid, now).await?,
+                None => logins.denylist.deny(&claims.jti, claims.exp).await?,
+            }
             actor = actor.or_else(|| claims.sub.parse().ok());
         }
         let mut event = AuditEvent::new(EventKind::Logout, Outcome::Success, meta);
@@ -444,12 +457,25 @@ impl SignIn {
             .verify(token, TokenType::Access, self.now())
             .map_err(|_| CoreError::InvalidToken)?;
         let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidToken)?;
-        let session_id = claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok());
-        // The token itself (logout) and its login (revoked session).
-        let sid_key = session_id.map(|sid| format!("sid:{sid}"));
-        let mut keys = vec![claims.jti.as_str()];
-        keys.extend(sid_key.as_deref());
-        if self.deps.logins.denylist.any_denied(&keys).await? {
+        // Every access token belongs to a login, checked on every request.
+        let session_id = claims
+            .sid
+            .as_deref()
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or(CoreError::InvalidToken)?;
+        let logins = &self.deps.logins;
+        let sid_key = format!("sid:{session_id}");
+        // The shared denylist answers first; when it cannot, the stored
+        // state is read directly rather than trusting what was cached.
+        let fresh = match logins.denylist.any_denied(&[&claims.jti, &sid_key]).await {
+            Ok(true) => return Err(CoreError::InvalidToken),
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "denylist unavailable; login checked in the store");
+                true
+            }
+        };
+        if !logins.is_live(session_id, user_id, fresh).await? {
             return Err(CoreError::InvalidToken);
         }
         let user = self
@@ -465,7 +491,7 @@ impl SignIn {
             user,
             jti: claims.jti.clone(),
             expires_at: claims.exp,
-            session_id,
+            session_id: Some(session_id),
             api_key: None,
         })
     }

@@ -32,6 +32,7 @@ pub struct Deployment {
     pub bases: Vec<String>,
     pub http: reqwest::Client,
     servers: Vec<Server>,
+    vars: Vec<(String, String)>,
     schema: Option<(sqlx::PgPool, String)>,
     _dir: tempfile::TempDir,
 }
@@ -79,21 +80,46 @@ impl Deployment {
         } else {
             1
         };
-        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        // The first instance migrates before the second starts.
-        let servers: Vec<Server> = (0..instances)
-            .map(|_| serve(gatehouse(dir.path(), &pairs)))
-            .collect();
-        Self {
-            bases: servers
-                .iter()
-                .map(|s| format!("http://{}", s.addr))
-                .collect(),
+        let mut deployment = Self {
+            bases: Vec::new(),
             http: reqwest::Client::new(),
-            servers,
+            servers: Vec::new(),
+            vars,
             schema,
             _dir: dir,
+        };
+        deployment.launch(instances, &[]);
+        deployment
+    }
+
+    /// Starts `instances` servers with the deployment's settings and `extra`.
+    fn launch(&mut self, instances: usize, extra: &[(&str, &str)]) {
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
+        // The first instance migrates before the second starts.
+        self.servers = (0..instances)
+            .map(|_| serve(gatehouse(self._dir.path(), &pairs)))
+            .collect();
+        self.bases = self
+            .servers
+            .iter()
+            .map(|s| format!("http://{}", s.addr))
+            .collect();
+    }
+
+    /// Stops every instance and starts them again on the same data, with
+    /// `extra` settings on top (new addresses).
+    pub fn restart(&mut self, extra: &[(&str, &str)]) {
+        let instances = self.servers.len();
+        for server in self.servers.drain(..) {
+            let (status, _) = server.stop();
+            assert!(status.success(), "clean shutdown: {status}");
         }
+        self.launch(instances, extra);
     }
 
     /// The instance that serves request number `n` (round robin).
