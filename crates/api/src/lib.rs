@@ -1,6 +1,7 @@
 //! Gatehouse's HTTP adapter: the router (a pure function of the state, so tests
 //! drive it with `oneshot`), the middleware stack, and `serve`.
 
+pub mod config;
 mod cookies;
 pub mod error;
 pub mod extract;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
+pub use config::{AppConfig, HttpConfig};
 pub use error::{ApiError, FieldError};
 pub use routes::{App, app, build, routes};
 pub use state::{AppState, Services};

@@ -133,7 +133,7 @@ pub fn docs_routes() -> Router<AppState> {
 /// Wraps `routes` in the middleware stack. Public so tests can mount extra
 /// routes behind exactly the production stack.
 pub fn build(state: AppState, routes: Router<AppState>) -> App {
-    let config = state.config();
+    let config = state.http();
     let routes = if config.docs_enabled {
         routes.merge(docs_routes())
     } else {
@@ -150,7 +150,7 @@ pub fn build(state: AppState, routes: Router<AppState>) -> App {
                 .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
         )
         // Uploads: their own limit, so merged after the JSON one.
-        .merge(upload_routes(config.max_upload_bytes))
+        .merge(upload_routes(state.config().max_upload_bytes))
         .fallback(not_found)
         .with_state(state.clone());
     // Trailing-slash normalisation must happen before routing, so it wraps

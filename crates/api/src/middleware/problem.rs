@@ -37,7 +37,7 @@ pub fn render(state: &AppState, request_id: &str, mut res: Response) -> Response
         }
     }
     let problem = described.unwrap_or_else(|| Problem::for_status(status));
-    let show_errors = state.config().expose_validation_details;
+    let show_errors = state.http().expose_validation_details;
     let body = problem_body(status, &problem, request_id, show_errors);
 
     // Whatever body the response had (a layer's plain text, an extractor's

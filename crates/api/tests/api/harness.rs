@@ -9,13 +9,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use gatehouse_api::{AppState, Services};
+use gatehouse_api::{AppConfig, AppState, Services};
 use gatehouse_cache::memory::{
     MemoryDenylist, MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache,
 };
 use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
-use gatehouse_core::config::Config;
 use gatehouse_core::service::{AuthDeps, AuthService, FileDeps, FileService};
 use gatehouse_store::{Database, DiskBlobStore};
 use http::{HeaderMap, Request, StatusCode};
@@ -69,13 +68,13 @@ pub fn base_vars() -> Vec<(String, String)> {
     .collect()
 }
 
-pub fn config(overrides: &[(&str, &str)]) -> Config {
+pub fn config(overrides: &[(&str, &str)]) -> AppConfig {
     let mut vars = base_vars();
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);
         vars.push(((*k).to_owned(), (*v).to_owned()));
     }
-    Config::from_vars(vars).expect("test configuration is valid")
+    AppConfig::from_vars(vars).expect("test configuration is valid")
 }
 
 /// A migrated, empty database of the given backend, private to one test.
@@ -189,15 +188,15 @@ impl TestApp {
         Self::on(db, config(overrides), extra)
     }
 
-    pub fn on(db: TestDb, mut config: Config, extra: Router<AppState>) -> Self {
+    pub fn on(db: TestDb, mut config: AppConfig, extra: Router<AppState>) -> Self {
         logs::install();
         let clock = TestClock::new();
         let store = Arc::new(db.db.clone());
         let upload_root = tempfile::tempdir().unwrap();
-        if config.upload_dir == config.data_dir.join("uploads") {
-            config.upload_dir = upload_root.path().join("uploads");
+        if config.core.upload_dir == config.core.data_dir.join("uploads") {
+            config.core.upload_dir = upload_root.path().join("uploads");
         }
-        let upload_dir = config.upload_dir.clone();
+        let upload_dir = config.core.upload_dir.clone();
         let blobs = Arc::new(DiskBlobStore::new(&upload_dir));
         let audit = Arc::new(StoredAuditSink::new(store.clone(), clock.clone()));
         let deps = AuthDeps {
@@ -214,9 +213,9 @@ impl TestApp {
             blobs: blobs.clone(),
             clock: clock.clone(),
         };
-        let auth = Arc::new(AuthService::new(&config, deps).unwrap());
+        let auth = Arc::new(AuthService::new(&config.core, deps).unwrap());
         let files = Arc::new(FileService::new(
-            &config,
+            &config.core,
             FileDeps {
                 files: store.clone(),
                 blobs,
@@ -231,7 +230,7 @@ impl TestApp {
             files,
             limiter: Arc::new(MemoryRateLimiter::default()),
         };
-        let state = AppState::new(Arc::new(config), services);
+        let state = AppState::new(config, services);
         let router = gatehouse_api::build(state.clone(), routes_with(extra));
         Self {
             router,
