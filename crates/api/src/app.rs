@@ -31,8 +31,8 @@ pub fn app(state: AppState) -> App {
 /// Wraps `routes` in the middleware stack. Public so tests can mount extra
 /// routes behind exactly the production stack.
 pub fn build(state: AppState, routes: Router<AppState>) -> App {
-    let config = state.config();
-    let inner = routes::mount(routes, config, served_document).with_state(state.clone());
+    let config = state.http();
+    let inner = routes::mount(routes, &state, served_document).with_state(state.clone());
     // Trailing-slash normalisation must happen before routing, so it wraps
     // the router instead of being one of its layers.
     let normalized = NormalizePathLayer::trim_trailing_slash().layer(inner);

@@ -2,6 +2,7 @@
 //! drive it with `oneshot`), the middleware stack, and `serve`.
 
 mod app;
+pub mod config;
 mod cookies;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,7 @@ use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
 pub use app::{App, app, build};
+pub use config::{AppConfig, HttpConfig};
 pub use error::{ApiError, FieldError};
 pub use routes::routes;
 pub use state::{AppState, Services};

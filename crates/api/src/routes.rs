@@ -8,7 +8,6 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
-use gatehouse_core::config::Config;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -109,9 +108,10 @@ fn documentation() -> OpenApiRouter<AppState> {
 /// the JSON body limit, the upload behind its own limit, and the fallback.
 pub(crate) fn mount(
     routes: Router<AppState>,
-    config: &Config,
+    state: &AppState,
     document: fn() -> &'static str,
 ) -> Router<AppState> {
+    let config = state.http();
     let routes = if config.docs_enabled {
         let docs = Router::from(documentation()).layer(Extension(Document(document())));
         routes.merge(docs)
@@ -129,7 +129,7 @@ pub(crate) fn mount(
                 .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
         )
         // Uploads: their own limit, so merged after the JSON one.
-        .merge(upload(config.max_upload_bytes))
+        .merge(upload(state.config().max_upload_bytes))
         .fallback(not_found)
 }
 

@@ -12,6 +12,8 @@ use gatehouse_core::service::{
     UserAdmin,
 };
 
+use crate::config::{AppConfig, HttpConfig};
+
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -20,7 +22,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    config: Arc<Config>,
+    config: AppConfig,
     clock: Arc<dyn Clock>,
     probes: Vec<Arc<dyn HealthProbe>>,
     use_cases: UseCases,
@@ -40,7 +42,7 @@ pub struct Services {
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, services: Services) -> Self {
+    pub fn new(config: AppConfig, services: Services) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -56,8 +58,19 @@ impl AppState {
         }
     }
 
+    /// The domain's settings.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.config.core
+    }
+
+    /// The HTTP layer's own settings.
+    pub fn http(&self) -> &HttpConfig {
+        &self.inner.config.http
+    }
+
+    /// Every setting of every group, secrets redacted.
+    pub fn redacted_config(&self) -> serde_json::Value {
+        self.inner.config.redacted_view()
     }
 
     pub fn clock(&self) -> &dyn Clock {

@@ -70,6 +70,17 @@ impl HostPattern {
     }
 }
 
+/// As written in `ALLOWED_HOSTS`.
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Exact(name) => f.write_str(name),
+            Self::Subdomains(suffix) => write!(f, "*.{suffix}"),
+        }
+    }
+}
+
 /// True when the `Host` header value (port optional) matches one pattern.
 pub fn is_host_allowed(host_header: &str, allowed: &[HostPattern]) -> bool {
     let Some(host) = host_without_port(host_header) else {

@@ -5,11 +5,11 @@
 use std::io::{BufRead, IsTerminal};
 
 use gatehouse_core::CoreError;
-use gatehouse_core::config::Config;
 use gatehouse_core::service::Registration;
 use secrecy::SecretString;
 
 use crate::cli::{connect, error_chain};
+use crate::settings::Settings;
 
 fn read_password() -> Result<SecretString, String> {
     let stdin = std::io::stdin();
@@ -34,17 +34,17 @@ fn read_password() -> Result<SecretString, String> {
 }
 
 pub async fn create_admin(
-    config: &Config,
+    settings: &Settings,
     username: String,
     email: String,
     full_name: Option<String>,
 ) -> Result<(), String> {
     let password = read_password()?;
-    let db = connect(config).await?;
-    if config.database.run_migrations {
+    let db = connect(&settings.runtime).await?;
+    if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
     }
-    let services = crate::wiring::services(config, &db).await?;
+    let services = crate::wiring::services(settings, &db).await?;
     let result = services
         .use_cases
         .accounts

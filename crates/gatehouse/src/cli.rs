@@ -1,15 +1,16 @@
 //! Command-line interface: one subcommand per operation.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use gatehouse_core::config::Config;
+use gatehouse_core::config::Group;
 use gatehouse_store::{Database, PoolSettings};
 use secrecy::ExposeSecret;
 
-use crate::{devkeys, env, serve, telemetry};
+use crate::settings::{RuntimeConfig, Settings};
+use crate::{devkeys, env, serve, settings, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,33 +51,25 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch_size: u64,
     },
+    /// Print the README's configuration table as the settings declare it.
+    #[command(hide = true)]
+    ConfigDocs,
 }
 
 /// Exit code for a configuration that cannot be used.
 const EXIT_CONFIG: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<(), ExitCode> {
+    if let Command::ConfigDocs = cli.command {
+        let _ = write!(std::io::stdout().lock(), "{}", settings::docs_table());
+        return Ok(());
+    }
     let vars = env::collect(cli.env_file.as_deref());
-    let mut config = match Config::from_vars(vars.values.clone()) {
-        Ok(config) => config,
-        Err(err) => {
-            // One line per problem, each naming its variable; never a value
-            // of a secret (the loader does not put them in messages).
-            eprintln!("{err}");
-            return Err(ExitCode::from(EXIT_CONFIG));
-        }
-    };
-    let dev_keys = match devkeys::ensure(&mut config) {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            eprintln!("invalid configuration: DATA_ENCRYPTION_KEYS: {err}");
-            return Err(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let (settings, dev_keys) = load(&vars)?;
 
     if let Command::CheckConfig = cli.command {
         let mut out = std::io::stdout().lock();
-        let text = serde_json::to_string_pretty(&config.redacted_view()).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&settings.redacted_view()).unwrap_or_default();
         let _ = writeln!(out, "{text}");
         for name in &vars.unknown {
             eprintln!("warning: unknown variable {name} (ignored)");
@@ -84,31 +77,14 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
         return Ok(());
     }
 
-    let _guard = match telemetry::init(&config) {
+    let _guard = match telemetry::init(&settings.runtime) {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("invalid configuration: {err}");
             return Err(ExitCode::from(EXIT_CONFIG));
         }
     };
-    for name in &vars.unknown {
-        tracing::warn!(variable = %name, "unknown configuration variable ignored");
-    }
-    if let Some(path) = &vars.env_file_used {
-        tracing::info!(path = %path.display(), "read settings from env file");
-    }
-    if config.jwt.secret_generated {
-        tracing::warn!(
-            "JWT_SECRET_KEY is not set: using a random key for this process; \
-             tokens will not survive a restart"
-        );
-    }
-    if let Some(path) = dev_keys {
-        tracing::warn!(
-            path = %path.display(),
-            "DATA_ENCRYPTION_KEYS/BLIND_INDEX_KEY not set: using development keys from this file"
-        );
-    }
+    log_startup_notes(&settings, &vars, dev_keys.as_deref());
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,18 +96,17 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
             return Err(ExitCode::FAILURE);
         }
     };
-    let config = Arc::new(config);
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve::run(config).await,
-            Command::Migrate => migrate(&config).await,
-            Command::CheckConfig => Ok(()),
+            Command::Serve => serve::run(settings).await,
+            Command::Migrate => migrate(&settings.runtime).await,
+            Command::CheckConfig | Command::ConfigDocs => Ok(()),
             Command::CreateAdmin {
                 username,
                 email,
                 full_name,
-            } => crate::bootstrap::create_admin(&config, username, email, full_name).await,
-            Command::RotateKeys { batch_size } => crate::rotate::run(&config, batch_size).await,
+            } => crate::bootstrap::create_admin(&settings, username, email, full_name).await,
+            Command::RotateKeys { batch_size } => crate::rotate::run(&settings, batch_size).await,
         }
     });
     result.map_err(|err| {
@@ -140,7 +115,50 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
     })
 }
 
-pub async fn connect(config: &Config) -> Result<Database, String> {
+/// The validated settings, with development keys filled in when needed (and
+/// the key file's path when it was used).
+fn load(vars: &env::Vars) -> Result<(Settings, Option<PathBuf>), ExitCode> {
+    let mut settings = match Settings::from_vars(vars.values.clone()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            // One line per problem, each naming its variable; never a value
+            // of a secret (the loader does not put them in messages).
+            eprintln!("{err}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    match devkeys::ensure(&mut settings.core) {
+        Ok(dev_keys) => Ok((settings, dev_keys)),
+        Err(err) => {
+            eprintln!("invalid configuration: DATA_ENCRYPTION_KEYS: {err}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// What operators should know about how the settings were found.
+fn log_startup_notes(settings: &Settings, vars: &env::Vars, dev_keys: Option<&Path>) {
+    for name in &vars.unknown {
+        tracing::warn!(variable = %name, "unknown configuration variable ignored");
+    }
+    if let Some(path) = &vars.env_file_used {
+        tracing::info!(path = %path.display(), "read settings from env file");
+    }
+    if settings.core.jwt.secret_generated {
+        tracing::warn!(
+            "JWT_SECRET_KEY is not set: using a random key for this process; \
+             tokens will not survive a restart"
+        );
+    }
+    if let Some(path) = dev_keys {
+        tracing::warn!(
+            path = %path.display(),
+            "DATA_ENCRYPTION_KEYS/BLIND_INDEX_KEY not set: using development keys from this file"
+        );
+    }
+}
+
+pub async fn connect(config: &RuntimeConfig) -> Result<Database, String> {
     let db = &config.database;
     let settings = PoolSettings {
         max_connections: db.max_connections,
@@ -153,7 +171,7 @@ pub async fn connect(config: &Config) -> Result<Database, String> {
         .map_err(|e| error_chain(&e))
 }
 
-async fn migrate(config: &Config) -> Result<(), String> {
+async fn migrate(config: &RuntimeConfig) -> Result<(), String> {
     let db = connect(config).await?;
     db.migrate().await.map_err(|e| error_chain(&e))?;
     tracing::info!(backend = db.backend(), "migrations applied");

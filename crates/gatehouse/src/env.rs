@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gatehouse_core::config::unknown_vars;
+use crate::settings::{known_vars, unknown_vars};
 
 #[derive(Debug)]
 pub struct Vars {
@@ -34,10 +34,10 @@ pub fn collect(env_file: Option<&Path>) -> Vars {
         }
     }
     let mut unknown = unknown_vars(values.keys().map(String::as_str));
+    let known = known_vars();
     // Every key of the env file is meant for us, whatever its prefix.
     for key in unknown_in_file {
-        let known = gatehouse_core::config::KNOWN_VARS.contains(&key.as_str());
-        if !known && !unknown.contains(&key) {
+        if !known.contains(&key.as_str()) && !unknown.contains(&key) {
             unknown.push(key);
         }
     }

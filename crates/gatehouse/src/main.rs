@@ -7,6 +7,7 @@ mod devkeys;
 mod env;
 mod rotate;
 mod serve;
+mod settings;
 mod telemetry;
 mod wiring;
 

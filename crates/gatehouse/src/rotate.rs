@@ -2,16 +2,15 @@
 //! first key of `DATA_ENCRYPTION_KEYS`, in batches; safe to interrupt and run
 //! again (rows already under that key are skipped).
 
-use gatehouse_core::config::Config;
-
 use crate::cli::{connect, error_chain};
+use crate::settings::Settings;
 
-pub async fn run(config: &Config, batch: u64) -> Result<(), String> {
-    let db = connect(config).await?;
-    if config.database.run_migrations {
+pub async fn run(settings: &Settings, batch: u64) -> Result<(), String> {
+    let db = connect(&settings.runtime).await?;
+    if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
     }
-    let services = crate::wiring::services(config, &db).await?;
+    let services = crate::wiring::services(settings, &db).await?;
     let result = services
         .use_cases
         .operations

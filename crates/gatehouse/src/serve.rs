@@ -2,58 +2,51 @@
 //! then drain in-flight requests within `SHUTDOWN_GRACE_SECS`. Prometheus
 //! metrics are served beside it on `METRICS_ADDR` and stop with it.
 
-use std::sync::Arc;
-
-use gatehouse_api::{AppState, metrics};
-use gatehouse_core::config::Config;
+use gatehouse_api::{AppConfig, AppState, metrics};
 use gatehouse_store::Database;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cli::{connect, error_chain};
+use crate::settings::{RuntimeConfig, Settings};
 
-pub async fn run(config: Arc<Config>) -> Result<(), String> {
-    if config.tls.is_some() {
+pub async fn run(settings: Settings) -> Result<(), String> {
+    if settings.http.tls.is_enabled() {
         return Err(
             "TLS_CERT_FILE/TLS_KEY_FILE: serving HTTPS directly is not supported by this build; \
              terminate TLS at a reverse proxy (see README)"
                 .into(),
         );
     }
-    let db = connect(&config).await?;
-    if config.database.run_migrations {
+    let db = connect(&settings.runtime).await?;
+    if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
         tracing::info!(backend = db.backend(), "migrations applied");
     }
     // Installed before the first request so every one is counted.
     let handle = metrics::install().map_err(|e| format!("metrics: {e}"))?;
-    let state = AppState::new(config.clone(), crate::wiring::services(&config, &db).await?);
-    let pruning = config
-        .audit_retention_days
-        .map(|days| spawn_audit_pruning(state.clone(), days));
+    let services = crate::wiring::services(&settings, &db).await?;
+    let Settings {
+        core,
+        http,
+        runtime: config,
+    } = settings;
+    let environment = core.environment;
+    let retention_days = core.audit_retention_days;
+    // `GET /admin/config` shows the binary's settings too.
+    let state = AppState::new(AppConfig::new(core, http).showing(&config), services);
+    let pruning = retention_days.map(|days| spawn_audit_pruning(state.clone(), days));
     let app = gatehouse_api::app(state);
 
-    // Metrics stay off the public port: a scrape endpoint reveals traffic.
-    if config.metrics_addr == config.bind_addr && config.bind_addr.port() != 0 {
-        return Err("METRICS_ADDR: must differ from BIND_ADDR (metrics are private)".into());
-    }
-    let listener = TcpListener::bind(config.bind_addr)
-        .await
-        .map_err(|e| format!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
+    let (listener, metrics_listener) = bind(&config).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let metrics_listener = TcpListener::bind(config.metrics_addr).await.map_err(|e| {
-        format!(
-            "METRICS_ADDR: cannot listen on {}: {e}",
-            config.metrics_addr
-        )
-    })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         addr = %addr,
         metrics_addr = %metrics_addr,
         backend = db.backend(),
-        environment = config.environment.as_str(),
+        environment = environment.as_str(),
         version = env!("CARGO_PKG_VERSION"),
         "gatehouse listening"
     );
@@ -96,6 +89,24 @@ pub async fn run(config: Arc<Config>) -> Result<(), String> {
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// The public listener and the metrics listener.
+async fn bind(config: &RuntimeConfig) -> Result<(TcpListener, TcpListener), String> {
+    // Metrics stay off the public port: a scrape endpoint reveals traffic.
+    if config.metrics_addr == config.bind_addr && config.bind_addr.port() != 0 {
+        return Err("METRICS_ADDR: must differ from BIND_ADDR (metrics are private)".into());
+    }
+    let listener = TcpListener::bind(config.bind_addr)
+        .await
+        .map_err(|e| format!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
+    let metrics_listener = TcpListener::bind(config.metrics_addr).await.map_err(|e| {
+        format!(
+            "METRICS_ADDR: cannot listen on {}: {e}",
+            config.metrics_addr
+        )
+    })?;
+    Ok((listener, metrics_listener))
 }
 
 /// Every few seconds: drains histogram samples (the recorder does not do it

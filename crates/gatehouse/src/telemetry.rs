@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use gatehouse_core::config::{Config, LogFormat, redact_url};
+use gatehouse_core::config::redact_url;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -24,13 +24,15 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+use crate::settings::{LogFormat, RuntimeConfig};
+
 /// How long stopping may wait for the last batch of spans to be sent.
 const EXPORT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Installs the global subscriber. The guard flushes and stops the trace
 /// exporter when dropped; drop it outside the async runtime (the exporter
 /// blocks while it sends the last batch).
-pub fn init(config: &Config) -> Result<Guard, String> {
+pub fn init(config: &RuntimeConfig) -> Result<Guard, String> {
     let (subscriber, provider) = subscriber(config)?;
     if let Err(err) = tracing::subscriber::set_global_default(subscriber) {
         eprintln!("logging is already initialised: {err}");
@@ -44,7 +46,7 @@ pub fn init(config: &Config) -> Result<Guard, String> {
 type Subscriber = Box<dyn tracing::Subscriber + Send + Sync>;
 
 /// The log writer and, when configured, the trace exporter.
-fn subscriber(config: &Config) -> Result<(Subscriber, Option<SdkTracerProvider>), String> {
+fn subscriber(config: &RuntimeConfig) -> Result<(Subscriber, Option<SdkTracerProvider>), String> {
     let filter = EnvFilter::try_new(&config.log_level)
         .map_err(|_| format!("LOG_LEVEL: `{}` is not a level or filter", config.log_level))?;
     let logs = match config.log_format {
@@ -125,13 +127,13 @@ impl Drop for Guard {
 
 #[cfg(test)]
 mod tests {
-    use gatehouse_core::config::Config;
-
     use super::{subscriber, traces_url};
+    use crate::settings::{RuntimeConfig, Settings};
 
-    fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    fn config(vars: &[(&str, &str)]) -> RuntimeConfig {
+        Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .expect("valid test configuration")
+            .runtime
     }
 
     /// One test, not two: callsite interest is shared by every live

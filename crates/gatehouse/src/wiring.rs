@@ -13,7 +13,6 @@ use gatehouse_cache::redis::{
 };
 use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
-use gatehouse_core::config::Config;
 use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{Adapters, UseCases};
@@ -21,6 +20,7 @@ use gatehouse_store::{Database, DiskBlobStore};
 use secrecy::ExposeSecret;
 
 use crate::cli::error_chain;
+use crate::settings::{RuntimeConfig, Settings};
 
 /// The adapters of the state instances share: Redis when configured,
 /// in-process otherwise.
@@ -32,7 +32,7 @@ struct Shared {
     probe: Option<Arc<dyn HealthProbe>>,
 }
 
-async fn shared(config: &Config) -> Result<Shared, String> {
+async fn shared(config: &RuntimeConfig) -> Result<Shared, String> {
     let Some(url) = &config.redis_url else {
         return Ok(Shared {
             denylist: Arc::new(MemoryDenylist::default()),
@@ -58,10 +58,11 @@ async fn shared(config: &Config) -> Result<Shared, String> {
     })
 }
 
-pub async fn services(config: &Config, db: &Database) -> Result<Services, String> {
+pub async fn services(settings: &Settings, db: &Database) -> Result<Services, String> {
+    let config = &settings.core;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db = Arc::new(db.clone());
-    let shared = shared(config).await?;
+    let shared = shared(&settings.runtime).await?;
     // Every security event is counted for metrics, then stored.
     let audit = Arc::new(CountingAuditSink::new(Arc::new(StoredAuditSink::new(
         db.clone(),

@@ -115,7 +115,7 @@ pub async fn config(
     State(state): State<AppState>,
     Require(..): Require<perm::AdminRead>,
 ) -> Json<Value> {
-    Json(state.config().redacted_view())
+    Json(state.redacted_config())
 }
 
 #[derive(Debug, Default, Deserialize)]

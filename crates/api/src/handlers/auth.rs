@@ -208,7 +208,7 @@ fn token_response(state: &AppState, pair: TokenPair, refresh_in_body: bool) -> R
     if let Some(cookie) = cookies::set_refresh(
         pair.refresh_token.expose_secret(),
         state.sign_in().refresh_ttl(),
-        state.config().secure_cookies,
+        state.http().secure_cookies,
     ) {
         headers.insert(SET_COOKIE, cookie);
     }
@@ -224,7 +224,7 @@ fn token_response(state: &AppState, pair: TokenPair, refresh_in_body: bool) -> R
 /// An error response that also removes the refresh cookie.
 fn clearing_cookie(state: &AppState, err: ApiError) -> Response {
     let mut res = err.into_response();
-    if let Some(cookie) = cookies::clear_refresh(state.config().secure_cookies) {
+    if let Some(cookie) = cookies::clear_refresh(state.http().secure_cookies) {
         res.headers_mut().append(SET_COOKIE, cookie);
     }
     res
@@ -409,7 +409,7 @@ pub async fn logout(
         }),
     )
         .into_response();
-    if let Some(cookie) = cookies::clear_refresh(state.config().secure_cookies) {
+    if let Some(cookie) = cookies::clear_refresh(state.http().secure_cookies) {
         res.headers_mut().insert(SET_COOKIE, cookie);
     }
     Ok(res)

@@ -84,7 +84,7 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
             Arc::from(&*Uuid::now_v7().hyphenated().encode_lower(&mut buf))
         }
     };
-    let config = state.config();
+    let config = state.http();
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -118,7 +118,7 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
     let ctx = RequestContext {
         request_id,
         client_ip,
-        is_https: config.tls.is_some() || forwarded_https,
+        is_https: config.tls.is_enabled() || forwarded_https,
         trace_id,
         filled: Arc::default(),
     };

@@ -4,11 +4,12 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use futures_util::FutureExt as _;
-use gatehouse_core::config::CorsConfig;
 use http::header::VARY;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use tower::{Layer, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::CorsConfig;
 
 /// Headers browsers may read from responses.
 const EXPOSED: [&str; 5] = [

@@ -19,7 +19,7 @@ pub fn refusal(state: &AppState, req: &Request) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     match host {
-        Some(host) if is_host_allowed(host, &state.config().allowed_hosts) => None,
+        Some(host) if is_host_allowed(host, &state.http().allowed_hosts) => None,
         _ => Some(
             ApiError::new(
                 StatusCode::BAD_REQUEST,

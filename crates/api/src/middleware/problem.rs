@@ -39,7 +39,7 @@ pub fn render(state: &AppState, request_id: &str, mut res: Response) -> Response
         }
     }
     let problem = described.unwrap_or_else(|| Problem::for_status(status));
-    let show_errors = state.config().expose_validation_details;
+    let show_errors = state.http().expose_validation_details;
     // Whatever body the response had (a layer's plain text, an extractor's
     // message) is replaced: only the problem document reaches the client.
     let bytes = problem_body(status, &problem, request_id, show_errors);

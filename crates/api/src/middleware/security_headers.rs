@@ -57,7 +57,7 @@ pub fn apply(state: &AppState, is_https: bool, has_credentials: bool, res: &mut 
     );
     h.insert(COOP.clone(), HeaderValue::from_static("same-origin"));
     // HSTS is meaningful only over HTTPS (RFC 6797 §7.2) unless forced.
-    if is_https || state.config().hsts_always {
+    if is_https || state.http().hsts_always {
         h.insert(
             STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),

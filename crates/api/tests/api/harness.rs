@@ -2,20 +2,18 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use gatehouse_api::{AppState, Services};
+use gatehouse_api::{AppConfig, AppState, Services};
 use gatehouse_cache::memory::{
     MemoryDenylist, MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache,
 };
 use gatehouse_core::audit::StoredAuditSink;
 use gatehouse_core::clock::{Clock, SystemClock};
-use gatehouse_core::config::Config;
 use gatehouse_core::service::{Adapters, UseCases};
 use gatehouse_store::{Database, DiskBlobStore};
 use http::{HeaderMap, Request, StatusCode};
@@ -23,9 +21,13 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use time::OffsetDateTime;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tower::ServiceExt;
+
+mod proxy;
+
+pub mod logs;
+pub mod probes;
+pub use proxy::{Proxy, postgres_addr};
 
 pub const TEST_JWT_SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 pub const TEST_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -69,13 +71,13 @@ pub fn base_vars() -> Vec<(String, String)> {
     .collect()
 }
 
-pub fn config(overrides: &[(&str, &str)]) -> Config {
+pub fn config(overrides: &[(&str, &str)]) -> AppConfig {
     let mut vars = base_vars();
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);
         vars.push(((*k).to_owned(), (*v).to_owned()));
     }
-    Config::from_vars(vars).expect("test configuration is valid")
+    AppConfig::from_vars(vars).expect("test configuration is valid")
 }
 
 /// A migrated, empty database of the given backend, private to one test.
@@ -189,15 +191,15 @@ impl TestApp {
         Self::on(db, config(overrides), extra)
     }
 
-    pub fn on(db: TestDb, mut config: Config, extra: Router<AppState>) -> Self {
+    pub fn on(db: TestDb, mut config: AppConfig, extra: Router<AppState>) -> Self {
         logs::install();
         let clock = TestClock::new();
         let store = Arc::new(db.db.clone());
         let upload_root = tempfile::tempdir().unwrap();
-        if config.upload_dir == config.data_dir.join("uploads") {
-            config.upload_dir = upload_root.path().join("uploads");
+        if config.core.upload_dir == config.core.data_dir.join("uploads") {
+            config.core.upload_dir = upload_root.path().join("uploads");
         }
-        let upload_dir = config.upload_dir.clone();
+        let upload_dir = config.core.upload_dir.clone();
         let adapters = Adapters {
             users: store.clone(),
             sessions: store.clone(),
@@ -215,10 +217,10 @@ impl TestApp {
         let services = Services {
             clock: clock.clone(),
             probes: vec![store],
-            use_cases: UseCases::new(&config, adapters).unwrap(),
+            use_cases: UseCases::new(&config.core, adapters).unwrap(),
             limiter: Arc::new(MemoryRateLimiter::default()),
         };
-        let state = AppState::new(Arc::new(config), services);
+        let state = AppState::new(config, services);
         let router = gatehouse_api::build(state.clone(), routes_with(extra));
         Self {
             router,
@@ -321,138 +323,6 @@ impl TestResponse {
     }
 }
 
-/// A TCP proxy that can be cut and restored, to take a database "down"
-/// without touching the server other tests share.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    is_up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let is_up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let accept = {
-            let is_up = is_up.clone();
-            let links = links.clone();
-            tokio::spawn(async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    if !is_up.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let link = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    });
-                    links.lock().unwrap().push(link);
-                }
-            })
-        };
-        Self {
-            addr,
-            is_up,
-            links,
-            accept,
-        }
-    }
-
-    /// Refuses new connections and cuts the open ones.
-    pub fn cut(&self) {
-        self.is_up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.is_up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
-    }
-}
-
-/// The PostgreSQL server address of a URL.
-pub fn postgres_addr(url: &str) -> SocketAddr {
-    let options = PgConnectOptions::from_str(url).unwrap();
-    let host = match options.get_host() {
-        "localhost" => "127.0.0.1",
-        other => other,
-    };
-    format!("{host}:{}", options.get_port()).parse().unwrap()
-}
-
-/// Routes mounted only in tests, to reach behaviours no production route
-/// triggers on demand (a panic, a hidden 500, a slow handler).
-pub mod probes {
-    use std::time::Duration;
-
-    use axum::Json;
-    use axum::Router;
-    use axum::routing::{get, post};
-    use gatehouse_api::extract::ApiJson;
-    use gatehouse_api::{ApiError, AppState};
-    use serde::Deserialize;
-    use serde_json::{Value, json};
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Echo {
-        pub name: String,
-        pub count: u32,
-    }
-
-    #[derive(Debug)]
-    struct HiddenCause;
-    impl std::fmt::Display for HiddenCause {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("SELECT secret FROM vault at /srv/gatehouse/src/db.rs:42")
-        }
-    }
-    impl std::error::Error for HiddenCause {}
-
-    pub fn routes() -> Router<AppState> {
-        Router::new()
-            .route(
-                "/test/echo",
-                post(|ApiJson(e): ApiJson<Echo>| async move {
-                    Json(json!({"name": e.name, "count": e.count}))
-                }),
-            )
-            .route(
-                "/test/panic",
-                get(|| async {
-                    if std::hint::black_box(true) {
-                        panic!("boom with internal detail");
-                    }
-                    Json(Value::Null)
-                }),
-            )
-            .route(
-                "/test/internal",
-                get(|| async { Err::<Json<Value>, _>(ApiError::internal(HiddenCause)) }),
-            )
-            .route(
-                "/test/slow",
-                get(|| async {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Json(json!({}))
-                }),
-            )
-    }
-}
-
 pub const PASSWORD: &str = "Str0ng-Passw0rd!";
 
 impl TestApp {
@@ -522,53 +392,6 @@ impl TestResponse {
 
     pub fn set_cookie_header(&self) -> Option<&str> {
         self.header("set-cookie")
-    }
-}
-
-/// Every log line of the test run, captured by one global JSON subscriber
-/// (a per-test scoped subscriber races with other threads' callsite cache).
-pub mod logs {
-    use std::io::Write;
-    use std::sync::{Mutex, OnceLock};
-
-    use serde_json::Value;
-
-    static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-
-    struct Sink;
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            BUFFER.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    pub fn install() {
-        INSTALLED.get_or_init(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_max_level(tracing::Level::DEBUG)
-                .with_writer(|| Sink)
-                .finish();
-            let _ = tracing::subscriber::set_global_default(subscriber);
-        });
-    }
-
-    pub fn text() -> String {
-        String::from_utf8_lossy(&BUFFER.lock().unwrap()).into_owned()
-    }
-
-    pub fn lines() -> Vec<Value> {
-        text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
     }
 }
 

@@ -1,9 +1,16 @@
 //! Key material from configuration: data-encryption keys (`kid:base64` list),
-//! the blind-index key, and random secrets for development.
+//! the blind-index key, random secrets for development, and how settings
+//! holding keys are read and shown.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretBox};
+use serde_json::Value;
+
+use super::reader::Reader;
+use super::settings::{Kind, NO_DEFAULT, REDACTED, secret_state};
 
 /// Length of every symmetric data key (AES-256, HMAC-SHA256).
 pub const KEY_LEN: usize = 32;
@@ -120,4 +127,56 @@ pub(crate) fn random_secret() -> Option<String> {
 /// Encodes a key as standard base64 (for writing development key files).
 pub fn encode_key(key: &[u8; KEY_LEN]) -> String {
     STANDARD.encode(key)
+}
+
+/// Key material: the data keys (`kid:base64key,…`) or one base64 key. Shown
+/// by key id at most, never by value.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyMaterial;
+
+impl Kind<Option<Arc<DataKeys>>> for KeyMaterial {
+    type Default = ();
+
+    fn read(&self, r: &mut Reader, var: &'static str, (): ()) -> Option<Arc<DataKeys>> {
+        match DataKeys::parse(&r.raw(var)?) {
+            Ok(keys) => Some(Arc::new(keys)),
+            Err(e) => {
+                r.problem(var, e);
+                None
+            }
+        }
+    }
+
+    fn show(&self, value: &Option<Arc<DataKeys>>) -> Value {
+        value.as_ref().map_or(Value::Null, |keys| {
+            // Key ids are not secret and tell operators which key encrypts.
+            keys.kids().map(|k| format!("{k}:{REDACTED}")).collect()
+        })
+    }
+
+    fn describe(&self, (): &()) -> String {
+        NO_DEFAULT.to_owned()
+    }
+}
+
+impl Kind<Option<Arc<DataKey>>> for KeyMaterial {
+    type Default = ();
+
+    fn read(&self, r: &mut Reader, var: &'static str, (): ()) -> Option<Arc<DataKey>> {
+        match parse_base64_key(&r.raw(var)?) {
+            Ok(key) => Some(Arc::new(DataKey::new("blind", key))),
+            Err(e) => {
+                r.problem(var, e);
+                None
+            }
+        }
+    }
+
+    fn show(&self, value: &Option<Arc<DataKey>>) -> Value {
+        secret_state(value.is_some())
+    }
+
+    fn describe(&self, (): &()) -> String {
+        NO_DEFAULT.to_owned()
+    }
 }

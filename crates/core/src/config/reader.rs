@@ -81,20 +81,51 @@ impl fmt::Display for Rate {
     }
 }
 
-pub(crate) struct Reader {
+/// Reads variables for every group of settings and collects their problems;
+/// [`Reader::finish`] reports them all at once.
+pub struct Reader {
     vars: BTreeMap<String, String>,
-    pub(crate) problems: Vec<Problem>,
+    problems: Vec<Problem>,
+}
+
+/// Names only: values may be secrets.
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("problems", &self.problems)
+            .finish()
+    }
 }
 
 impl Reader {
-    pub(crate) fn new(vars: BTreeMap<String, String>) -> Self {
+    pub fn new<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         Self {
-            vars,
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             problems: Vec::new(),
         }
     }
 
-    pub(crate) fn problem(&mut self, var: &'static str, message: impl Into<String>) {
+    /// The configuration read, or every problem found while reading it.
+    pub fn finish<T>(self, config: T) -> Result<T, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+
+    pub fn problem(&mut self, var: &'static str, message: impl Into<String>) {
         self.problems.push(Problem {
             var,
             message: message.into(),
@@ -102,19 +133,19 @@ impl Reader {
     }
 
     /// The trimmed value, `None` when unset or blank.
-    pub(crate) fn raw(&self, var: &'static str) -> Option<String> {
+    pub fn raw(&self, var: &'static str) -> Option<String> {
         self.vars
             .get(var)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
 
-    pub(crate) fn string(&self, var: &'static str, default: &str) -> String {
+    pub fn string(&self, var: &'static str, default: &str) -> String {
         self.raw(var).unwrap_or_else(|| default.to_owned())
     }
 
     /// Parses a non-secret value; the error names the variable and the value.
-    pub(crate) fn parse<T>(&mut self, var: &'static str, default: T) -> T
+    pub fn parse<T>(&mut self, var: &'static str, default: T) -> T
     where
         T: FromStr,
         T::Err: fmt::Display,
@@ -131,7 +162,7 @@ impl Reader {
         }
     }
 
-    pub(crate) fn bool(&mut self, var: &'static str, default: bool) -> bool {
+    pub fn bool(&mut self, var: &'static str, default: bool) -> bool {
         match self.raw(var).map(|v| v.to_ascii_lowercase()) {
             None => default,
             Some(v) => match v.as_str() {
@@ -146,7 +177,7 @@ impl Reader {
     }
 
     /// An integer within `min..=max`.
-    pub(crate) fn int<T>(&mut self, var: &'static str, default: T, min: T, max: T) -> T
+    pub fn int<T>(&mut self, var: &'static str, default: T, min: T, max: T) -> T
     where
         T: FromStr + PartialOrd + Copy + fmt::Display,
     {
@@ -166,7 +197,7 @@ impl Reader {
     }
 
     /// Comma-separated list, blanks dropped.
-    pub(crate) fn list(&self, var: &'static str, default: &str) -> Vec<String> {
+    pub fn list(&self, var: &'static str, default: &str) -> Vec<String> {
         self.string(var, default)
             .split(',')
             .map(str::trim)
