@@ -2,6 +2,7 @@
 //! and the user cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -206,6 +207,10 @@ impl LoginThrottle for MemoryLoginThrottle {
 pub struct MemoryUserCache {
     users: Cache<Uuid, Arc<User>>,
     lists: Cache<String, Arc<UserPage>>,
+    /// Invalidations so far: bumped *before* an entry is dropped, checked
+    /// *after* one is stored, so a value loaded before a write never
+    /// outlives that write's invalidation.
+    generation: Arc<AtomicU64>,
 }
 
 impl MemoryUserCache {
@@ -220,19 +225,30 @@ impl MemoryUserCache {
                 .max_capacity(1_000)
                 .time_to_live(ttl.min(Duration::from_secs(10)))
                 .build(),
+            generation: Arc::default(),
         }
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
     }
 }
 
 impl MemoryUserCache {
     /// Drops one user and every list, here only.
     pub fn invalidate_local(&self, id: Uuid) {
+        self.bump();
         self.users.invalidate(&id);
         self.lists.invalidate_all();
     }
 
     /// Drops everything, here only.
     pub fn clear(&self) {
+        self.bump();
         self.users.invalidate_all();
         self.lists.invalidate_all();
     }
@@ -250,8 +266,16 @@ impl UserCache for MemoryUserCache {
         self.users.get(&id)
     }
 
-    async fn put(&self, user: Arc<User>) {
-        self.users.insert(user.id, user);
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    async fn put(&self, user: Arc<User>, generation: u64) {
+        let id = user.id;
+        self.users.insert(id, user);
+        if !self.is_current(generation) {
+            self.users.invalidate(&id);
+        }
     }
 
     async fn invalidate(&self, id: Uuid) {
@@ -262,8 +286,11 @@ impl UserCache for MemoryUserCache {
         self.lists.get(key)
     }
 
-    async fn put_list(&self, key: String, page: Arc<UserPage>) {
-        self.lists.insert(key, page);
+    async fn put_list(&self, key: String, page: Arc<UserPage>, generation: u64) {
+        self.lists.insert(key.clone(), page);
+        if !self.is_current(generation) {
+            self.lists.invalidate(&key);
+        }
     }
 }
 
@@ -392,6 +419,33 @@ mod tests {
         t.reset("k").await.unwrap();
         assert_eq!(attempt(&t, 61_002).await, None);
         assert_eq!(attempt(&t, 61_003).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_user_read_before_a_write_is_not_cached_after_it() {
+        let cache = MemoryUserCache::default();
+        let user = Arc::new(User {
+            id: Uuid::now_v7(),
+            username: "racer".into(),
+            email: "racer@example.com".into(),
+            email_verified: false,
+            full_name: None,
+            role: gatehouse_core::rbac::Role::User,
+            is_active: true,
+            mfa_enabled: false,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            auth_version: 0,
+        });
+        // A reader notes the generation and loads the user; meanwhile a
+        // writer changes it and invalidates; then the reader stores.
+        let seen = cache.generation();
+        cache.invalidate(user.id).await;
+        cache.put(user.clone(), seen).await;
+        assert!(cache.get(user.id).await.is_none(), "stale value cached");
+        // Without a write in between it is cached.
+        cache.put(user.clone(), cache.generation()).await;
+        assert!(cache.get(user.id).await.is_some());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_cache::memory::{MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache};
+use gatehouse_cache::memory::{MemoryLoginThrottle, MemoryRateLimiter};
 use gatehouse_cache::redis::{
     RedisDenylist, RedisLoginThrottle, RedisRateLimiter, RedisStore, RedisUserCache,
 };
@@ -185,12 +185,12 @@ async fn an_invalidation_on_one_instance_reaches_the_other() {
     let Some(url) = redis_url() else { return };
     let a = store(&url).await;
     let b = RedisStore::connect(&url, a.prefix()).await.unwrap();
-    let ca = RedisUserCache::new(a, MemoryUserCache::default());
-    let cb = RedisUserCache::new(b, MemoryUserCache::default());
+    let ca = RedisUserCache::new(a);
+    let cb = RedisUserCache::new(b);
     assert!(eventually(async || ca.is_listening() && cb.is_listening()).await);
     let id = Uuid::now_v7();
-    ca.put(user(id)).await;
-    cb.put(user(id)).await;
+    ca.put(user(id), ca.generation()).await;
+    cb.put(user(id), cb.generation()).await;
     assert!(cb.get(id).await.is_some());
     ca.invalidate(id).await;
     assert!(ca.get(id).await.is_none());
@@ -270,7 +270,7 @@ async fn outage_degrades_safely_and_recovers_by_itself() {
     };
     let limiter = RedisRateLimiter::new(store.clone());
     let denylist = RedisDenylist::new(store.clone());
-    let cache = RedisUserCache::new(store.clone(), MemoryUserCache::default());
+    let cache = RedisUserCache::new(store.clone());
     assert!(eventually(async || cache.is_listening()).await);
     let rate = Rate {
         count: 2,
@@ -290,7 +290,7 @@ async fn outage_degrades_safely_and_recovers_by_itself() {
     // The cache steps aside.
     assert!(eventually(async || !cache.is_listening()).await);
     let id = Uuid::now_v7();
-    cache.put(user(id)).await;
+    cache.put(user(id), cache.generation()).await;
     assert!(cache.get(id).await.is_none());
 
     let _server = OwnRedis::start(server.port);
@@ -301,6 +301,6 @@ async fn outage_degrades_safely_and_recovers_by_itself() {
     );
     assert!(!denylist.is_denied("any").await.unwrap());
     assert!(eventually(async || cache.is_listening()).await);
-    cache.put(user(id)).await;
+    cache.put(user(id), cache.generation()).await;
     assert!(cache.get(id).await.is_some());
 }

@@ -311,12 +311,17 @@ pub trait LoginThrottle: Send + Sync + Debug {
 #[async_trait]
 pub trait UserCache: Send + Sync + Debug {
     async fn get(&self, id: Uuid) -> Option<Arc<User>>;
-    async fn put(&self, user: Arc<User>);
+    /// The count of invalidations seen so far. Read it *before* loading
+    /// what you will put: a put whose generation is no longer current is
+    /// dropped, so a value read before a concurrent write is never cached
+    /// after that write's invalidation.
+    fn generation(&self) -> u64;
+    async fn put(&self, user: Arc<User>, generation: u64);
     /// Drops `id` and every cached list (any write can change any list),
     /// here and, for shared caches, on every instance.
     async fn invalidate(&self, id: Uuid);
     async fn get_list(&self, key: &str) -> Option<Arc<crate::service::UserPage>>;
-    async fn put_list(&self, key: String, page: Arc<crate::service::UserPage>);
+    async fn put_list(&self, key: String, page: Arc<crate::service::UserPage>, generation: u64);
 }
 
 /// The encrypted active and pending TOTP secrets of a user.

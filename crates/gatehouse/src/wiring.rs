@@ -49,10 +49,7 @@ async fn shared(config: &RuntimeConfig) -> Result<Shared, String> {
     Ok(Shared {
         denylist: Arc::new(RedisDenylist::new(store.clone())),
         throttle: Arc::new(RedisLoginThrottle::new(store.clone())),
-        cache: Arc::new(RedisUserCache::new(
-            store.clone(),
-            MemoryUserCache::default(),
-        )),
+        cache: Arc::new(RedisUserCache::new(store.clone())),
         limiter: Arc::new(RedisRateLimiter::new(store.clone())),
         probe: Some(Arc::new(store)),
     })

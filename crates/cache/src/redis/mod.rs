@@ -263,36 +263,97 @@ impl TokenDenylist for RedisDenylist {
 /// The in-process user cache, kept coherent across instances by an
 /// invalidation channel. User objects hold decrypted PII, so they are never
 /// written to Redis; only ids travel.
+///
+/// Staleness is bounded under any Redis failure: local entries live at most
+/// [`SHARED_CACHE_TTL`]; the channel is pinged through Redis itself, and
+/// while no message (ping or invalidation) has arrived for
+/// [`CHANNEL_SILENCE`] reads bypass the cache; a failed publish is logged
+/// and bounded by the same TTL.
 #[derive(Debug)]
 pub struct RedisUserCache {
     store: RedisStore,
     local: Arc<MemoryUserCache>,
-    /// False while the channel is down: reads bypass the cache.
-    listening: Arc<AtomicBool>,
+    health: Arc<ChannelHealth>,
     channel: String,
+}
+
+/// How long a user read on one instance may be served there when another
+/// instance changed it and could not say so.
+pub const SHARED_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How often the listener pings its own channel.
+const PING_EVERY: Duration = Duration::from_millis(300);
+/// Silence after which the channel counts as down.
+pub const CHANNEL_SILENCE: Duration = Duration::from_millis(1_000);
+const PING: &str = "ping";
+
+/// Whether invalidations are arriving: subscribed, and heard from lately.
+#[derive(Debug)]
+struct ChannelHealth {
+    subscribed: AtomicBool,
+    started: std::time::Instant,
+    /// Milliseconds after `started` of the last message received.
+    last_heard: std::sync::atomic::AtomicU64,
+}
+
+impl ChannelHealth {
+    fn new() -> Self {
+        Self {
+            subscribed: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            last_heard: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn heard(&self) {
+        self.last_heard.store(self.elapsed_ms(), Ordering::SeqCst);
+    }
+
+    fn is_live(&self) -> bool {
+        let silence = self
+            .elapsed_ms()
+            .saturating_sub(self.last_heard.load(Ordering::SeqCst));
+        self.subscribed.load(Ordering::SeqCst) && u128::from(silence) < CHANNEL_SILENCE.as_millis()
+    }
 }
 
 impl RedisUserCache {
     /// Starts the listener task; it reconnects by itself.
-    pub fn new(store: RedisStore, local: MemoryUserCache) -> Self {
+    pub fn new(store: RedisStore) -> Self {
         let cache = Self {
             channel: store.key("user-invalidations"),
             store,
-            local: Arc::new(local),
-            listening: Arc::default(),
+            local: Arc::new(MemoryUserCache::new(SHARED_CACHE_TTL, 100_000)),
+            health: Arc::new(ChannelHealth::new()),
         };
         tokio::spawn(listen(
             cache.store.client.clone(),
             cache.channel.clone(),
             cache.local.clone(),
-            cache.listening.clone(),
+            cache.health.clone(),
         ));
         cache
     }
 
-    /// True once invalidations from other instances are being received.
+    /// True while invalidations from other instances are being received.
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::SeqCst)
+        self.health.is_live()
+    }
+}
+
+/// Applies one message of the channel.
+fn apply(local: &MemoryUserCache, msg: &redis::Msg) {
+    match msg.get_payload::<String>() {
+        Ok(p) if p == PING => {}
+        Ok(p) if p == "*" => local.clear(),
+        Ok(p) => match p.parse::<Uuid>() {
+            Ok(id) => local.invalidate_local(id),
+            Err(_) => local.clear(),
+        },
+        Err(_) => local.clear(),
     }
 }
 
@@ -300,39 +361,50 @@ async fn listen(
     client: Client,
     channel: String,
     local: Arc<MemoryUserCache>,
-    listening: Arc<AtomicBool>,
+    health: Arc<ChannelHealth>,
 ) {
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            let publisher = client.get_multiplexed_async_connection().await?;
+            Ok::<_, redis::RedisError>((pubsub, publisher))
         };
         match tokio::time::timeout(CALL_TIMEOUT * 4, subscribed).await {
-            Ok(Ok(pubsub)) => {
+            Ok(Ok((pubsub, mut publisher))) => {
                 // Whatever was missed while away is unknown: start empty.
                 local.clear();
-                listening.store(true, Ordering::SeqCst);
+                health.heard();
+                health.subscribed.store(true, Ordering::SeqCst);
                 let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    match msg.get_payload::<String>() {
-                        Ok(id) if id == "*" => local.clear(),
-                        Ok(id) => {
-                            if let Ok(id) = id.parse::<Uuid>() {
-                                local.invalidate_local(id);
+                let mut ping = tokio::time::interval(PING_EVERY);
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(msg) => {
+                                health.heard();
+                                apply(&local, &msg);
                             }
+                            None => break,
+                        },
+                        _ = ping.tick() => {
+                            let mut publish = redis::cmd("PUBLISH");
+                            publish.arg(&channel).arg(PING);
+                            let sent = publish.query_async::<i64>(&mut publisher);
+                            // A ping that fails or hangs is simply not
+                            // heard: the silence marks the channel down.
+                            let _ = tokio::time::timeout(CALL_TIMEOUT, sent).await;
                         }
-                        Err(_) => local.clear(),
                     }
                 }
-                listening.store(false, Ordering::SeqCst);
+                health.subscribed.store(false, Ordering::SeqCst);
                 tracing::error!("redis invalidation channel lost; user cache bypassed");
             }
             Ok(Err(e)) => {
-                listening.store(false, Ordering::SeqCst);
+                health.subscribed.store(false, Ordering::SeqCst);
                 tracing::debug!(error = %e, "redis invalidation channel: reconnecting");
             }
-            Err(_) => listening.store(false, Ordering::SeqCst),
+            Err(_) => health.subscribed.store(false, Ordering::SeqCst),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -347,9 +419,13 @@ impl UserCache for RedisUserCache {
         self.local.get(id).await
     }
 
-    async fn put(&self, user: Arc<User>) {
+    fn generation(&self) -> u64 {
+        self.local.generation()
+    }
+
+    async fn put(&self, user: Arc<User>, generation: u64) {
         if self.is_listening() {
-            self.local.put(user).await;
+            self.local.put(user, generation).await;
         }
     }
 
@@ -367,8 +443,9 @@ impl UserCache for RedisUserCache {
             })
             .await;
         if published.is_err() {
-            // Other instances cannot be told; their channel is down too, so
-            // they bypass their caches until it is back (then clear them).
+            // Other instances cannot be told: they stop hearing pings too
+            // and bypass their caches within CHANNEL_SILENCE, and nothing
+            // they cached outlives SHARED_CACHE_TTL.
             tracing::warn!(user_id = %id, "cache invalidation not published");
         }
     }
@@ -380,9 +457,9 @@ impl UserCache for RedisUserCache {
         self.local.get_list(key).await
     }
 
-    async fn put_list(&self, key: String, page: Arc<UserPage>) {
+    async fn put_list(&self, key: String, page: Arc<UserPage>, generation: u64) {
         if self.is_listening() {
-            self.local.put_list(key, page).await;
+            self.local.put_list(key, page, generation).await;
         }
     }
 }

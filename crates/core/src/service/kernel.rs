@@ -123,11 +123,12 @@ impl Directory {
         if let Some(user) = self.cache.get(id).await {
             return Ok(Some(user));
         }
+        let generation = self.cache.generation();
         let Some(record) = self.users.by_id(id).await? else {
             return Ok(None);
         };
         let user = Arc::new(self.kernel.to_user(&record)?);
-        self.cache.put(user.clone()).await;
+        self.cache.put(user.clone(), generation).await;
         Ok(Some(user))
     }
 

@@ -133,8 +133,9 @@ impl UserAdmin {
         if let Some(hit) = cache.get_list(&key).await {
             return Ok(hit);
         }
+        let generation = cache.generation();
         let result = Arc::new(self.load_page(query, page).await?);
-        cache.put_list(key, result.clone()).await;
+        cache.put_list(key, result.clone(), generation).await;
         Ok(result)
     }
 
