@@ -23,4 +23,5 @@ mod observability;
 mod ratelimit;
 mod rbac;
 mod readiness;
+mod tokens;
 mod users;
