@@ -405,8 +405,9 @@ pub mod probes {
     use gatehouse_api::{ApiError, AppState};
     use serde::Deserialize;
     use serde_json::{Value, json};
+    use utoipa::ToSchema;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Echo {
         pub name: String,

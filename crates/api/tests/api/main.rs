@@ -12,6 +12,7 @@ mod harness;
 mod admin;
 mod api_keys;
 mod auth;
+mod bodies;
 mod conventions;
 mod cors;
 mod domain_rbac;
