@@ -72,7 +72,6 @@ impl BodySchema {
             errors: Vec::new(),
         };
         walk.value(&self.root, value, "", 0);
-        walk.errors.truncate(MAX_ERRORS);
         walk.errors
     }
 
@@ -103,12 +102,18 @@ struct Walk<'s> {
 
 impl Walk<'_> {
     fn push(&mut self, path: &str, message: impl Into<String>) {
-        let field = if path.is_empty() { "body" } else { path };
-        self.errors.push(FieldError::new(field, message));
+        if !self.is_full() {
+            let field = if path.is_empty() { "body" } else { path };
+            self.errors.push(FieldError::new(field, message));
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
     }
 
     fn value(&mut self, schema: &Value, value: &Value, path: &str, depth: usize) {
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.is_full() {
             return;
         }
         let schema = self.schema.resolve(schema);
@@ -140,6 +145,9 @@ impl Walk<'_> {
             Value::Array(items) => {
                 if let Some(item) = schema.get("items") {
                     for (i, v) in items.iter().enumerate() {
+                        if self.is_full() {
+                            break;
+                        }
                         self.value(item, v, &format!("{path}[{i}]"), depth + 1);
                     }
                 }
@@ -157,6 +165,9 @@ impl Walk<'_> {
             }
         }
         for (key, member) in members {
+            if self.is_full() {
+                break;
+            }
             let field = join(path, key);
             match (
                 properties.and_then(|p| p.get(key)),
@@ -190,8 +201,9 @@ impl Walk<'_> {
                 of_kind.push(trial.errors);
             }
         }
-        if of_kind.len() == 1 {
-            self.errors.append(&mut of_kind.swap_remove(0));
+        if let [errors] = of_kind.as_mut_slice() {
+            errors.truncate(MAX_ERRORS.saturating_sub(self.errors.len()));
+            self.errors.append(errors);
             return;
         }
         let kinds: Vec<String> = branches
@@ -412,5 +424,7 @@ mod tests {
             body.insert(format!("k{i}"), Value::Null);
         }
         assert_eq!(of::<Body>().check(&Value::Object(body)).len(), MAX_ERRORS);
+        let items = json!({"name": "a", "count": 1, "tags": vec![1; 100_000]});
+        assert_eq!(of::<Body>().check(&items).len(), MAX_ERRORS);
     }
 }
