@@ -3,7 +3,7 @@
 //! (mode 0600) and reused on every start, so encrypted data stays readable.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,7 +57,11 @@ pub fn ensure(config: &mut Config) -> Result<Option<PathBuf>, String> {
 
 fn write_private(path: &std::path::Path, file: &DevKeysFile) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        // DATA_DIR holds the keys and the database: the service's alone.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let text = serde_json::to_string_pretty(file).map_err(|e| e.to_string())?;
@@ -89,8 +93,14 @@ mod tests {
             (c, path)
         };
         let (first, path) = load();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let mode = |p: &std::path::Path| {
+            format!(
+                "{:o}",
+                std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+            )
+        };
+        assert_eq!(mode(&path), "600");
+        assert_eq!(mode(&data_dir), "700", "DATA_DIR is created private");
         let (second, _) = load();
         assert_eq!(
             first.data_keys.unwrap().primary().bytes(),

@@ -1,5 +1,6 @@
 //! The `gatehouse` binary end to end: configuration errors, `check-config`,
-//! `migrate`, and `serve` answering `/health` then stopping on SIGTERM.
+//! `migrate`, `serve` answering `/health` then stopping on SIGTERM, and the
+//! modes of the files it creates.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -253,4 +254,91 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         "{lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains(SECRET)), "secret in logs");
+}
+
+/// A minimal PDF, for an upload.
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+/// Registers an account on the server at `api`, signs in and uploads a file.
+async fn sign_up_and_upload(api: &str) {
+    let client = reqwest::Client::new();
+    let account = serde_json::json!({"username": "fay", "email": "fay@example.com", "password": ADMIN_PASSWORD});
+    let res = client
+        .post(format!("{api}/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let login: serde_json::Value = client
+        .post(format!("{api}/auth/login"))
+        .json(&serde_json::json!({"email": "fay@example.com", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("login succeeded");
+    let boundary = "gatehouse-mode-test";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(PDF);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let res = client
+        .post(format!("{api}/files"))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn what_serve_creates_is_readable_by_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("JWT_SECRET_KEY", SECRET),
+    ];
+    vars.extend(FAST_ARGON2);
+    let server = serve(gatehouse(dir.path(), &vars));
+    sign_up_and_upload(&format!("http://{}/api/v1", server.addr)).await;
+
+    // Checked while serving, when SQLite's -wal and -shm files exist.
+    let mode = |p: &std::path::Path| {
+        format!(
+            "{:o}",
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        )
+    };
+    let data = dir.path().join("data");
+    let uploads = data.join("uploads");
+    assert_eq!(mode(&data), "700", "DATA_DIR");
+    assert_eq!(mode(&uploads), "700", "uploads");
+    for name in [
+        "gatehouse.db",
+        "gatehouse.db-wal",
+        "gatehouse.db-shm",
+        "dev-keys.json",
+    ] {
+        assert_eq!(mode(&data.join(name)), "600", "{name}");
+    }
+    for blob in std::fs::read_dir(&uploads).unwrap() {
+        assert_eq!(mode(&blob.unwrap().path()), "600", "an uploaded file");
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
 }

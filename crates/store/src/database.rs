@@ -26,6 +26,8 @@ pub enum StoreError {
     InvalidUrl(#[source] sqlx::Error),
     #[error("cannot create the database directory")]
     CreateDir(#[source] std::io::Error),
+    #[error("cannot create the database file")]
+    CreateFile(#[source] std::io::Error),
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
     #[error("database migration failed")]
@@ -61,8 +63,8 @@ pub enum Database {
 
 impl Database {
     /// Opens a pool. A SQLite file (and its directory) is created on first
-    /// use; connecting is lazy for PostgreSQL so a server that starts later is
-    /// picked up without a restart.
+    /// use, readable by the owner alone; connecting is lazy for PostgreSQL so
+    /// a server that starts later is picked up without a restart.
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
@@ -72,13 +74,8 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            if let Some(dir) = options.get_filename().parent()
-                && !dir.as_os_str().is_empty()
-                && dir != Path::new(":memory:")
-            {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(StoreError::CreateDir)?;
+            if names_a_file_to_create(url) {
+                create_private(options.get_filename()).await?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
@@ -145,6 +142,45 @@ impl Database {
     }
 }
 
+/// False for in-memory databases (`:memory:`, `mode=memory`) and read-only
+/// ones (`mode=ro`), which SQLite never creates. Reads the URL as sqlx does.
+fn names_a_file_to_create(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    !database.is_empty()
+        && database != ":memory:"
+        && !params
+            .split('&')
+            .any(|p| p == "mode=memory" || p == "mode=ro")
+}
+
+/// Creates the database's directory (0700) and its empty file (0600) before
+/// SQLite opens it: SQLite would create the file world-readable (0644 less
+/// the umask), and gives its -wal and -shm files the main file's mode. An
+/// existing file is left as it is.
+async fn create_private(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let mut builder = tokio::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir).await.map_err(StoreError::CreateDir)?;
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(path).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::CreateFile(e)),
+    }
+}
+
 #[async_trait]
 impl HealthProbe for Database {
     fn name(&self) -> &'static str {
@@ -178,6 +214,65 @@ mod tests {
         assert!(db.check().await.is_ok());
         db.close().await;
         assert!(db.check().await.is_err(), "a closed pool is not ready");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_files_and_directories_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("nested");
+        let path = nested.join("deeper/gatehouse.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = Database::connect(&url, PoolSettings::default())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let mode = |p: &Path| {
+            format!(
+                "{:o}",
+                std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+            )
+        };
+        assert_eq!(mode(&nested), "700");
+        assert_eq!(mode(path.parent().unwrap()), "700");
+        // SQLite gives its -wal and -shm files the database file's mode.
+        for file in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
+            assert_eq!(mode(&path.with_file_name(file)), "600", "{file}");
+        }
+        db.close().await;
+
+        // An existing database is opened as it is.
+        let db = Database::connect(&url, PoolSettings::default())
+            .await
+            .unwrap();
+        db.ping().await.unwrap();
+        db.close().await;
+
+        // In-memory databases touch no file.
+        let db = Database::connect("sqlite::memory:", PoolSettings::default())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db.close().await;
+    }
+
+    #[test]
+    fn only_writable_files_are_created_ahead_of_sqlite() {
+        let cases = [
+            ("sqlite://data/gatehouse.db", true),
+            ("sqlite:gatehouse.db", true),
+            ("sqlite://data/gatehouse.db?mode=rwc", true),
+            ("sqlite::memory:", false),
+            ("sqlite://:memory:", false),
+            ("sqlite://?mode=memory", false),
+            ("sqlite://gatehouse.db?cache=shared&mode=memory", false),
+            ("sqlite://gatehouse.db?mode=ro", false),
+        ];
+        for (url, creates) in cases {
+            assert_eq!(names_a_file_to_create(url), creates, "{url}");
+        }
     }
 
     #[tokio::test]

@@ -1,12 +1,18 @@
 //! `ApiJson<T>`: a JSON body extractor whose failures are RFC 9457 problems
-//! that name the field but never echo the submitted value.
+//! that name every field at fault but never echo the submitted value. A body
+//! is held to the schema its type documents (`ToSchema`) before serde reads
+//! it.
+
+mod schema;
 
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use serde_json::error::Category;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
 
@@ -35,7 +41,7 @@ pub fn is_json_content_type(req: &Request) -> bool {
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + ToSchema + 'static,
 {
     type Rejection = ApiError;
 
@@ -66,8 +72,8 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     })
 }
 
-/// Deserializes `bytes`, turning any failure into a 422 naming the field.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Deserializes `bytes`, turning any failure into a 422 naming the fields.
+pub fn parse<T: DeserializeOwned + ToSchema + 'static>(bytes: &[u8]) -> Result<T, ApiError> {
     // Every body of this API is an object; serde would also accept a struct
     // written as an array, which no client means.
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -85,10 +91,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )]));
         }
     }
+    let not_json = || ApiError::validation(vec![FieldError::new("body", "is not valid JSON")]);
+    // Every structural problem at once, as documented; serde then reads the
+    // same bytes (duplicate keys and number ranges are its to refuse).
+    let tree: Value = serde_json::from_slice(bytes).map_err(|_| not_json())?;
+    let errors = schema::of::<T>().check(&tree);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(describe)?;
-    de.end()
-        .map_err(|_| ApiError::validation(vec![FieldError::new("body", "is not valid JSON")]))?;
+    de.end().map_err(|_| not_json())?;
     Ok(value)
 }
 
@@ -127,6 +140,12 @@ fn describe_data_error(path: &str, msg: &str) -> FieldError {
     let field = if path.is_empty() { "body" } else { path };
     if let Some(rest) = msg.strip_prefix("missing field ") {
         return FieldError::new(join(path, quoted(rest).unwrap_or_default()), "is required");
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field ") {
+        return FieldError::new(
+            join(path, quoted(rest).unwrap_or_default()),
+            "is given more than once",
+        );
     }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         // The path already ends at the unknown key.
@@ -175,7 +194,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Outer {
@@ -184,7 +203,7 @@ mod tests {
         inner: Option<Inner>,
     }
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Inner {
@@ -237,6 +256,11 @@ mod tests {
                 r#"{"name":"a","count":1} trailing"#,
                 "body",
                 "is not valid JSON",
+            ),
+            (
+                r#"{"name":"a","count":1,"count":2}"#,
+                "count",
+                "is given more than once",
             ),
             (r#"[]"#, "body", "must be a JSON object"),
             (r#"["a", 1, null]"#, "body", "must be a JSON object"),

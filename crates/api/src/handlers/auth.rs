@@ -320,7 +320,14 @@ impl FromRequest<AppState> for PresentedRefresh {
         let cookie = cookies::refresh_from(req.headers());
         let is_json = is_json_content_type(&req);
         let bytes = read_body(req, state).await?;
-        if is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+        // The body is optional, but one that is sent is held to its schema:
+        // never ignored for its media type, never read past a wrong type.
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            if !is_json {
+                return Err(ApiError::unsupported_media_type(
+                    "Expected Content-Type: application/json",
+                ));
+            }
             let body: RefreshBody = parse_json(&bytes)?;
             if let Some(token) = body.refresh_token {
                 return Ok(Self {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::CoreError;
 use crate::config::Argon2Config;
@@ -108,13 +108,20 @@ impl HashPool {
         Ok(Self { jobs: tx })
     }
 
+    /// Runs `work` on a hashing thread. The job owns `permit` and returns
+    /// it only when the work is done, even if the caller has gone.
     async fn run<T: Send + 'static>(
         &self,
+        permit: OwnedSemaphorePermit,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(work());
+            let result = work();
+            // Returned before the result, so a caller that sees its result
+            // finds the place free again.
+            drop(permit);
+            let _ = tx.send(result);
         });
         self.jobs
             .send(job)
@@ -126,7 +133,9 @@ impl HashPool {
 
 /// Argon2id hasher with a bounded number of hashes in flight. Waiting callers
 /// hold no Argon2 memory, so a login flood cannot grow memory past
-/// `max_concurrent × memory_kib`.
+/// `max_concurrent × memory_kib`; a hash whose caller has gone (client
+/// disconnected) still counts until it ends, so disconnects cannot queue
+/// more work than the bound.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -211,12 +220,15 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CoreError> {
-        let _permit = self
+        // Owned by the job, not by this future: dropping the future while
+        // the hash runs must not let another hash start beside it.
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| CoreError::internal(format!("hasher closed: {e}")))?;
-        self.pool.run(work).await
+        self.pool.run(permit, work).await
     }
 }
 
@@ -271,6 +283,77 @@ mod tests {
             assert!(is_common(pw), "{pw}");
         }
         assert!(!is_common("Correct-Horse-9-Battery"));
+    }
+
+    /// Clients that disconnect while their hash runs must not let more
+    /// hashes in: the bound holds until the abandoned hashes end.
+    #[tokio::test]
+    async fn a_dropped_caller_keeps_its_place_until_its_hash_ends() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let config = small(64);
+        let (hasher, bound) = (PasswordHasher::new(&config).unwrap(), config.max_concurrent);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+        // A job that counts itself while it runs, until its gate opens.
+        let job = |gate: Option<std::sync::mpsc::Receiver<()>>| {
+            let (running, peak, started) = (running.clone(), peak.clone(), started_tx.clone());
+            move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _ = started.send(());
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+
+        // More callers than the bound; the admitted ones block in their hash.
+        let mut gates = Vec::new();
+        let mut first = Vec::new();
+        for _ in 0..bound + 3 {
+            let (open, gate) = std::sync::mpsc::channel::<()>();
+            gates.push(open);
+            let (hasher, job) = (hasher.clone(), job(Some(gate)));
+            first.push(tokio::spawn(async move { hasher.run(job).await }));
+        }
+        for _ in 0..bound {
+            started.recv().await.unwrap();
+        }
+        // Every caller goes away (clients disconnect); two hashes still run.
+        for task in &first {
+            task.abort();
+        }
+        for task in first {
+            assert!(task.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(
+            hasher.permits.available_permits(),
+            0,
+            "the running hashes still count against the bound"
+        );
+
+        // New callers wait for the abandoned hashes, then all finish.
+        let second: Vec<_> = (0..bound + 1)
+            .map(|_| {
+                let (hasher, job) = (hasher.clone(), job(None));
+                tokio::spawn(async move { hasher.run(job).await })
+            })
+            .collect();
+        drop(gates);
+        for task in second {
+            task.await.unwrap().unwrap();
+        }
+        // Every place comes back once the abandoned hashes end too.
+        let all = hasher.permits.acquire_many(bound as u32).await.unwrap();
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        drop(all);
+        assert!(
+            peak.load(Ordering::SeqCst) <= bound,
+            "never more than the bound at once"
+        );
     }
 
     #[tokio::test]

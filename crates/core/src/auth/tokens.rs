@@ -1,7 +1,8 @@
 //! Access tokens: JWTs with `sub, role, type, iat, exp, jti, iss, aud` (plus
 //! `ver`, the user's credential version, and `sid`, the login session), a
 //! `kid` header, and verification pinned to one algorithm and known keys
-//! (RFC 8725 §3.1, §3.10). Time comes from the caller's clock.
+//! (RFC 8725 §3.1, §3.10); a header with `crit` is refused (RFC 7515
+//! §4.1.11). Time comes from the caller's clock.
 
 use std::fmt;
 use std::path::Path;
@@ -71,6 +72,8 @@ pub enum TokenError {
     WrongType,
     #[error("token expired")]
     Expired,
+    #[error("header names a critical extension")]
+    CriticalExtension,
 }
 
 /// A freshly signed token.
@@ -107,8 +110,9 @@ pub struct TokenKeys {
     /// Built once: it runs on every authenticated request.
     validation: Validation,
     /// Token → its claims, for tokens that passed the signature and claim
-    /// checks. Only tokens signed by our keys get in, so forged tokens
-    /// cannot fill it; the type and time checks still run on every use.
+    /// checks (a `crit` header never does). Only tokens signed by our keys
+    /// get in, so forged tokens cannot fill it; the type and time checks
+    /// still run on every use.
     verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
 }
 
@@ -278,9 +282,10 @@ impl TokenKeys {
         Ok(claims)
     }
 
-    /// The checks that depend on the token alone: algorithm, key id,
-    /// signature, `iss`, `aud` and the required claims.
+    /// The checks that depend on the token alone: no `crit`, algorithm, key
+    /// id, signature, `iss`, `aud` and the required claims.
     fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
+        refuse_critical(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         // The algorithm is pinned: a token naming another (`none`, or HS256
         // with a public key as secret) is refused before any verification.
@@ -328,6 +333,30 @@ pub struct Jwk {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Jwks))]
 pub struct JwkSet {
     pub keys: Vec<Jwk>,
+}
+
+/// RFC 7515 §4.1.11: `crit` lists extensions a recipient must understand or
+/// refuse the token; we understand none. `jsonwebtoken`'s `Header` drops
+/// unknown members, so the header JSON is read here, escapes decoded.
+fn refuse_critical(token: &str) -> Result<(), TokenError> {
+    let mut segments = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(TokenError::Invalid);
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Invalid)?;
+    let members: serde_json::Map<String, Value> =
+        serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+    if members.contains_key("crit") {
+        return Err(TokenError::CriticalExtension);
+    }
+    Ok(())
 }
 
 fn read_pem(path: &Path, var: &str) -> Result<String, CoreError> {

@@ -169,7 +169,10 @@ crate::settings! {
     pub struct Config {
         /// `development` or `production` (stricter checks, see below)
         pub environment: Environment = "ENVIRONMENT", OneOf, default Environment::Development;
-        /// SQLite file, development keys, uploads
+        /// SQLite file, development keys, uploads; directories the service
+        /// creates are mode 0700 and its files 0600 (SQLite's `-wal`/`-shm`
+        /// files take the database file's mode; an existing database file
+        /// keeps its mode)
         pub data_dir: PathBuf = "DATA_DIR", Path, default PathBuf::from("./data");
         pub jwt: JwtConfig = group;
         pub argon2: Argon2Config = group;

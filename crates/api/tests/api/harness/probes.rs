@@ -10,8 +10,9 @@ use gatehouse_api::extract::ApiJson;
 use gatehouse_api::{ApiError, AppState};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Echo {
     pub name: String,

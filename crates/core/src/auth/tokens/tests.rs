@@ -271,3 +271,48 @@ fn a_token_verified_before_gets_every_per_use_check_again() {
     assert!(keys.verify(&truncated, TokenType::Access, NOW).is_err());
     assert!(keys.verify(&token, TokenType::Access, NOW).is_ok());
 }
+
+/// Signs `header` (raw JSON) over `payload` with `secret`, as HS256.
+fn sign_raw(header: &str, payload: &str, secret: &str) -> String {
+    let message = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[test]
+fn a_crit_header_is_refused_and_never_cached() {
+    let keys = TokenKeys::from_config(&hs_config(SECRET_A)).unwrap();
+    let good = issue(&keys, TokenType::Access);
+    let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
+    let payload = good.split('.').nth(1).unwrap();
+
+    // The same header without `crit`, signed the same way, is accepted.
+    let plain = sign_raw(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string(),
+        payload,
+        SECRET_A,
+    );
+    assert!(keys.verify(&plain, TokenType::Access, NOW).is_ok());
+
+    // RFC 7515 §4.1.11: no extension is understood, so any `crit` is refused,
+    // whatever it lists and however its name is spelt in JSON.
+    let headers = [
+        json!({"alg": "HS256", "typ": "JWT", "kid": kid, "crit": ["exp"]}).to_string(),
+        json!({"alg": "HS256", "kid": kid, "crit": ["x-ext"], "x-ext": true}).to_string(),
+        json!({"alg": "HS256", "kid": kid, "crit": []}).to_string(),
+        json!({"alg": "HS256", "kid": kid, "crit": null}).to_string(),
+        format!(r#"{{"alg":"HS256","kid":"{kid}","cr\u0069t":["exp"]}}"#),
+    ];
+    for header in headers {
+        let token = sign_raw(&header, payload, SECRET_A);
+        for _ in 0..2 {
+            assert_eq!(
+                keys.verify(&token, TokenType::Access, NOW),
+                Err(TokenError::CriticalExtension),
+                "{header}"
+            );
+        }
+        assert!(keys.verified.get(token.as_str()).is_none(), "{header}");
+    }
+}
