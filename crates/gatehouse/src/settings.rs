@@ -29,7 +29,7 @@ impl Settings {
         let mut r = Reader::new(vars);
         let core = Config::load(&mut r);
         let http = HttpConfig::load(&mut r, core.is_production());
-        let runtime = RuntimeConfig::load(&mut r, &core.data_dir);
+        let runtime = RuntimeConfig::load(&mut r, &core.data_dir, core.is_production());
         r.finish(Self {
             core,
             http,

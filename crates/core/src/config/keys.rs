@@ -180,3 +180,68 @@ impl Kind<Option<Arc<DataKey>>> for KeyMaterial {
         NO_DEFAULT.to_owned()
     }
 }
+
+/// Why a configured HS256 secret is too weak to sign tokens in production,
+/// if it is: made of a repeated pattern, or with too little entropy for its
+/// length (a word or phrase rather than random bytes). The entropy is the
+/// empirical Shannon entropy of its characters times its length; random
+/// hex, base64 or alphanumeric secrets of 32 characters or more pass with a
+/// wide margin, dictionary phrases and keyboard runs do not (RFC 7518 §3.2
+/// asks for a key as strong as the hash: 256 bits).
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    let chars: Vec<char> = secret.chars().collect();
+    let n = chars.len();
+    if n == 0 {
+        return Some("is empty");
+    }
+    // A repeated unit ("aaaa…", "abcabc…", "secretsecret…").
+    let periodic =
+        (1..=n / 2).any(|p| n % p == 0 && chars.iter().skip(p).zip(&chars).all(|(a, b)| a == b));
+    if periodic {
+        return Some("is a repeated pattern; use a random secret (e.g. `openssl rand -base64 48`)");
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_insert(0usize) += 1;
+    }
+    let len = n as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / len;
+            -p * p.log2()
+        })
+        .sum();
+    if counts.len() < 8 || per_char * len < 128.0 {
+        return Some(
+            "has too little entropy (a word or phrase?); use a random secret (e.g. `openssl rand -base64 48`)",
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod weak_secret_tests {
+    use super::weak_secret;
+
+    #[test]
+    fn random_secrets_pass_and_words_or_patterns_do_not() {
+        for good in [
+            "5d33c1852f18303398930f061b86e8d037c1afc8d486430a2b8f443824b56f72",
+            "q8vJ3xN0pZr2Lk7Tw5yHb1Mc9Fd4Gs6A",
+            "k1W+T0aH3gX9m2Yv8bQ5nL7cR4zP6dS1fJ0eU3iO=",
+        ] {
+            assert_eq!(weak_secret(good), None, "{good}");
+        }
+        for weak in [
+            "a".repeat(40).as_str(),
+            "secretsecretsecretsecretsecretsecret",
+            "abcabcabcabcabcabcabcabcabcabcabcabc",
+            "supersecretkeyforjwtsupersecretkey1",
+            "passwordpassword12345678passwordpass",
+            "0123456789012345678901234567890123",
+        ] {
+            assert!(weak_secret(weak).is_some(), "{weak}");
+        }
+    }
+}

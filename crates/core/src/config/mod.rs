@@ -248,6 +248,9 @@ impl JwtConfig {
             );
         }
         if r.raw("JWT_SECRET_KEY").is_some() {
+            if production && let Some(why) = keys::weak_secret(self.secret.expose_secret()) {
+                r.problem("JWT_SECRET_KEY", why);
+            }
             return;
         }
         if production && self.algorithm == JwtAlgorithm::Hs256 {

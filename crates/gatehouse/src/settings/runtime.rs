@@ -58,9 +58,13 @@ gatehouse_core::settings! {
         pub bind_addr: SocketAddr = "BIND_ADDR", Parsed,
             default SocketAddr::from(([127, 0, 0, 1], 8000));
         /// Prometheus listener (`GET /metrics`); never the public port; `:0`
-        /// picks a free port
+        /// picks a free port; production refuses a non-loopback address
+        /// unless `METRICS_PUBLIC=true`
         pub metrics_addr: SocketAddr = "METRICS_ADDR", Parsed,
             default SocketAddr::from(([127, 0, 0, 1], 9090));
+        /// allow a non-loopback `METRICS_ADDR` in production (the metrics
+        /// listener has no authentication: put it behind a firewall)
+        pub metrics_public: bool = "METRICS_PUBLIC", Flag, default false;
         pub database: DatabaseConfig = group(data_dir);
         /// `redis://…`; shares limits, lockouts, denylist and cache across
         /// instances
@@ -87,8 +91,15 @@ gatehouse_core::settings! {
 
 impl RuntimeConfig {
     /// Reads the table, then applies the rules that span several settings.
-    pub fn load(r: &mut Reader, data_dir: &Path) -> Self {
+    pub fn load(r: &mut Reader, data_dir: &Path, production: bool) -> Self {
         let config = Self::read(r, data_dir);
+        if production && !config.metrics_addr.ip().is_loopback() && !config.metrics_public {
+            r.problem(
+                "METRICS_ADDR",
+                "is not a loopback address: the metrics listener has no authentication \
+                 (set METRICS_PUBLIC=true to allow it)",
+            );
+        }
         if config.database.min_connections > config.database.max_connections {
             r.problem(
                 "DATABASE_MIN_CONNECTIONS",

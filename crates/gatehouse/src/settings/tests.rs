@@ -297,3 +297,34 @@ fn table_cells_keep_escaped_pipes() {
         ]
     );
 }
+
+#[test]
+fn production_refuses_a_guessable_jwt_secret_and_public_metrics() {
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut vars = production_ok();
+        vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        load(&pairs)
+    };
+    assert!(with(&[]).is_ok(), "the fixture itself is acceptable");
+    for weak in [
+        "x".repeat(48),
+        "supersecretkeyforjwtsupersecretkey1".to_owned(),
+    ] {
+        let err = with(&[("JWT_SECRET_KEY", weak.as_str())]).unwrap_err();
+        assert_eq!(problem_vars(&err), ["JWT_SECRET_KEY"]);
+        assert!(!err.to_string().contains(&weak), "the secret is not echoed");
+    }
+    let err = with(&[("METRICS_ADDR", "0.0.0.0:9090")]).unwrap_err();
+    assert_eq!(problem_vars(&err), ["METRICS_ADDR"]);
+    assert!(with(&[("METRICS_ADDR", "0.0.0.0:9090"), ("METRICS_PUBLIC", "true")]).is_ok());
+    // Development accepts both (a warning-free local setup).
+    assert!(
+        load(&[
+            ("JWT_SECRET_KEY", "x".repeat(48).as_str()),
+            ("METRICS_ADDR", "0.0.0.0:9090")
+        ])
+        .is_ok()
+    );
+}
