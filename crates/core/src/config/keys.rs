@@ -195,8 +195,8 @@ pub fn weak_secret(secret: &str) -> Option<&'static str> {
         return Some("is empty");
     }
     // A repeated unit ("aaaa…", "abcabc…", "secretsecret…").
-    let periodic =
-        (1..=n / 2).any(|p| n % p == 0 && chars.iter().skip(p).zip(&chars).all(|(a, b)| a == b));
+    let periodic = (1..=n / 2)
+        .any(|p| n.is_multiple_of(p) && chars.iter().skip(p).zip(&chars).all(|(a, b)| a == b));
     if periodic {
         return Some("is a repeated pattern; use a random secret (e.g. `openssl rand -base64 48`)");
     }
