@@ -182,3 +182,390 @@ async fn password_checks_outside_login_count_toward_the_lockout() {
         d.stop().await;
     }
 }
+
+/// Logs `name` in through instance `n` and returns (access token, refresh
+/// token taken from the cookie).
+async fn login_pair(d: &Deployment, n: usize, name: &str, password: &str) -> (String, String) {
+    let res = d
+        .http
+        .post(d.url(n, "/api/v1/auth/login"))
+        .json(&json!({"email": format!("{name}@example.com"), "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let refresh = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("refresh_token=")
+        .to_owned();
+    let body: Value = res.json().await.unwrap();
+    (body["access_token"].as_str().unwrap().to_owned(), refresh)
+}
+
+async fn refresh_status(d: &Deployment, n: usize, refresh: &str) -> (u16, Value) {
+    let res = d
+        .http
+        .post(d.url(n, "/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn with_key(
+    d: &Deployment,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (u16, Value) {
+    let res = d
+        .http
+        .request(method, d.url(0, path))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Item 4: a leaked API key (default scopes) must not become the account:
+/// it cannot change the password, the email, 2FA, keys or sessions, and a
+/// password change ends it.
+#[tokio::test]
+async fn an_api_key_cannot_take_over_the_account() {
+    for backend in backends() {
+        let d = Deployment::start(backend, NO_IP_LIMITS).await;
+        d.register("owner4").await;
+        let token = d.token("owner4").await;
+        let (status, created) = d
+            .call(
+                0,
+                Method::POST,
+                "/api/v1/api-keys",
+                &token,
+                Some(json!({"name": "ci"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let key = created["key"].as_str().unwrap().to_owned();
+        let attempts = [
+            (
+                Method::POST,
+                "/api/v1/users/me/change-password",
+                json!({"current_password": PASSWORD, "new_password": "Tak3n-Over!x"}),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/users/me",
+                json!({"email": "attacker@example.com"}),
+            ),
+            (Method::POST, "/api/v1/auth/2fa/setup", json!({})),
+            (
+                Method::POST,
+                "/api/v1/api-keys",
+                json!({"name": "mine now"}),
+            ),
+            (Method::GET, "/api/v1/users/me/sessions", Value::Null),
+        ];
+        for (method, path, body) in attempts {
+            let (status, problem) = with_key(&d, method.clone(), path, &key, body).await;
+            assert_eq!(
+                (status, problem["code"].as_str()),
+                (403, Some("api_key_not_allowed")),
+                "{backend:?}: {method} {path}: {problem}"
+            );
+        }
+        let (status, _) = with_key(&d, Method::GET, "/api/v1/users/me", &key, Value::Null).await;
+        assert_eq!(status, 200, "{backend:?}: the key still reads");
+        // The owner changes the password: the key dies with it.
+        let (status, body) = d
+            .call(
+                0,
+                Method::POST,
+                "/api/v1/users/me/change-password",
+                &token,
+                Some(json!({"current_password": PASSWORD, "new_password": "N3w-Passw0rd!x"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        let (status, _) = with_key(&d, Method::GET, "/api/v1/users/me", &key, Value::Null).await;
+        assert_eq!(status, 401, "{backend:?}: key survived a password change");
+        d.stop().await;
+    }
+}
+
+/// Item 6: a logout is durable. Logging out with only the access token ends
+/// its whole login (the refresh token too), and neither comes back when the
+/// server restarts with an empty memory.
+#[tokio::test]
+async fn a_logged_out_login_stays_dead_across_a_restart() {
+    let mut d = Deployment::start(support::deployment::Backend::Sqlite, NO_IP_LIMITS).await;
+    d.register("leaver6").await;
+    let (access, refresh) = login_pair(&d, 0, "leaver6", PASSWORD).await;
+    let out = d
+        .http
+        .post(d.url(0, "/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let (status, _) = refresh_status(&d, 0, &refresh).await;
+    assert_eq!(status, 401, "the refresh token outlived a Bearer logout");
+    d.restart(&[]);
+    let (status, _) = d
+        .call(0, Method::GET, "/api/v1/users/me", &access, None)
+        .await;
+    assert_eq!(
+        status, 401,
+        "a logged-out token works again after a restart"
+    );
+    let (status, _) = refresh_status(&d, 0, &refresh).await;
+    assert_eq!(status, 401);
+    d.stop().await;
+}
+
+/// Item 6 (fault drill): with Redis down, a logout cannot reach the other
+/// instances at once, so it answers 503 and changes nothing; once Redis is
+/// back it takes effect everywhere. Authenticated reads keep working during
+/// the outage, checked against the database.
+#[tokio::test]
+async fn a_logout_during_a_redis_outage_fails_closed() {
+    if !backends().contains(&support::deployment::Backend::Shared) {
+        eprintln!("PostgreSQL/Redis not configured: drill not run");
+        return;
+    }
+    let Some(mut redis) = support::deployment::OwnRedis::start() else {
+        eprintln!("redis-server not installed: drill not run");
+        return;
+    };
+    let url = redis.url();
+    let mut extra = NO_IP_LIMITS.to_vec();
+    extra.push(("REDIS_URL", url.as_str()));
+    let d = Deployment::start(support::deployment::Backend::Shared, &extra).await;
+    d.register("drill6").await;
+    let (access, _) = login_pair(&d, 0, "drill6", PASSWORD).await;
+    redis.kill();
+    let out = d
+        .http
+        .post(d.url(0, "/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status(),
+        503,
+        "a logout answered 2xx without reaching Redis"
+    );
+    let (status, body) = d
+        .call(1, Method::GET, "/api/v1/users/me", &access, None)
+        .await;
+    assert_eq!(status, 200, "reads fall back to the database: {body}");
+    assert!(redis.resume());
+    // Wait (bounded) until both instances reach Redis again.
+    for n in 0..2 {
+        let mut ready = false;
+        for _ in 0..100 {
+            let res = d.http.get(d.url(n, "/ready")).send().await.unwrap();
+            if res.status() == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "instance {n} back");
+    }
+    let (status, _) = d
+        .call(1, Method::GET, "/api/v1/users/me", &access, None)
+        .await;
+    assert_eq!(status, 200, "the refused logout changed nothing");
+    let out = d
+        .http
+        .post(d.url(0, "/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let (status, _) = d
+        .call(1, Method::GET, "/api/v1/users/me", &access, None)
+        .await;
+    assert_eq!(status, 401, "the logout reached the other instance");
+    d.stop().await;
+}
+
+/// Item 7: a user cached on one instance is never served stale for long
+/// when the change cannot be announced (Redis down, the write made behind
+/// the service's back).
+#[tokio::test]
+async fn a_demotion_reaches_every_instance_even_without_invalidations() {
+    if !backends().contains(&support::deployment::Backend::Shared) {
+        eprintln!("PostgreSQL/Redis not configured: not run");
+        return;
+    }
+    let Some(mut redis) = support::deployment::OwnRedis::start() else {
+        eprintln!("redis-server not installed: not run");
+        return;
+    };
+    let url = redis.url();
+    let mut extra = NO_IP_LIMITS.to_vec();
+    extra.push(("REDIS_URL", url.as_str()));
+    let d = Deployment::start(support::deployment::Backend::Shared, &extra).await;
+    d.register("mod7").await;
+    d.sql("UPDATE {schema}.users SET role = 'moderator' WHERE username = 'mod7'")
+        .await;
+    let (access, _) = login_pair(&d, 0, "mod7", PASSWORD).await;
+    // Both instances cache the moderator.
+    for n in 0..2 {
+        let (status, _) = d.call(n, Method::GET, "/api/v1/users", &access, None).await;
+        assert_eq!(status, 200);
+    }
+    redis.kill();
+    d.sql("UPDATE {schema}.users SET role = 'user' WHERE username = 'mod7'")
+        .await;
+    // Bounded wait: the cached moderator must give way within seconds.
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        let (status, _) = d.call(1, Method::GET, "/api/v1/users", &access, None).await;
+        seen.push(status);
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.last(), Some(&403), "still a moderator: {seen:?}");
+    d.stop().await;
+}
+
+/// Item 11: a refresh racing a password change never mints a token that
+/// survives the change.
+#[tokio::test]
+async fn a_refresh_racing_a_password_change_never_survives_it() {
+    for backend in backends() {
+        let d = Deployment::start(backend, NO_IP_LIMITS).await;
+        for round in 0..5 {
+            let name = format!("racer{round}");
+            d.register(&name).await;
+            let (access, refresh) = login_pair(&d, 0, &name, PASSWORD).await;
+            let change = d.call(
+                0,
+                Method::POST,
+                "/api/v1/users/me/change-password",
+                &access,
+                Some(json!({"current_password": PASSWORD, "new_password": "N3w-Passw0rd!x"})),
+            );
+            let (changed, refreshed) = tokio::join!(change, refresh_status(&d, 1, &refresh));
+            assert_eq!(changed.0, 200, "{backend:?}: {}", changed.1);
+            if refreshed.0 == 200 {
+                let minted = refreshed.1["access_token"].as_str().unwrap();
+                let (status, _) = d
+                    .call(0, Method::GET, "/api/v1/users/me", minted, None)
+                    .await;
+                assert_eq!(
+                    status, 401,
+                    "{backend:?}: a token minted in the race survived"
+                );
+                let next = refreshed.1["refresh_token"].as_str().unwrap();
+                let (status, _) = refresh_status(&d, 0, next).await;
+                assert_eq!(status, 401, "{backend:?}: its refresh token survived");
+            }
+        }
+        d.stop().await;
+    }
+}
+
+/// Item 11: the login that upgrades an old hash never writes the old
+/// password back over a concurrent change.
+#[tokio::test]
+async fn a_rehash_never_restores_a_changed_password() {
+    for backend in backends() {
+        let mut d = Deployment::start(backend, NO_IP_LIMITS).await;
+        for round in 0..4 {
+            d.register(&format!("rehash{round}")).await;
+        }
+        // New parameters: every stored hash is re-hashed at its next login.
+        d.restart(&[("ARGON2_MEMORY_COST", "128")]);
+        for round in 0..4 {
+            let name = format!("rehash{round}");
+            let token = d.token(&name).await;
+            let login = d.login(1, &name, PASSWORD);
+            let change = d.call(
+                0,
+                Method::POST,
+                "/api/v1/users/me/change-password",
+                &token,
+                Some(json!({"current_password": PASSWORD, "new_password": "N3w-Passw0rd!x"})),
+            );
+            let (_, changed) = tokio::join!(login, change);
+            assert_eq!(changed.0, 200, "{backend:?}: {}", changed.1);
+            let (status, _) = d.login(0, &name, PASSWORD).await;
+            assert_eq!(status, 401, "{backend:?}: the old password works again");
+            let (status, _) = d.login(0, &name, "N3w-Passw0rd!x").await;
+            assert_eq!(status, 200, "{backend:?}");
+        }
+        d.stop().await;
+    }
+}
+
+/// Item 12: asking for another email answers the same whether or not an
+/// account has it.
+#[tokio::test]
+async fn an_email_change_does_not_reveal_taken_addresses() {
+    let d = Deployment::start(support::deployment::Backend::Sqlite, NO_IP_LIMITS).await;
+    d.register("prober12").await;
+    d.register("target12").await;
+    let token = d.token("prober12").await;
+    let ask = |email: &'static str| {
+        d.call(
+            0,
+            Method::PUT,
+            "/api/v1/users/me",
+            &token,
+            Some(json!({"email": email})),
+        )
+    };
+    let taken = ask("target12@example.com").await;
+    let free = ask("nobody12@example.com").await;
+    assert_eq!(taken.0, 202);
+    assert_eq!(taken, free);
+    d.stop().await;
+}
+
+/// Item 13: what a person typed as a username (often a password) never
+/// reaches the log.
+#[tokio::test]
+async fn a_typed_username_never_reaches_the_log() {
+    let mut extra = NO_IP_LIMITS.to_vec();
+    extra.push(("LOG_LEVEL", "debug"));
+    let mut d = Deployment::start(support::deployment::Backend::Sqlite, &extra).await;
+    let typed = "Hunter2-MyRealPassword";
+    let res = d
+        .http
+        .post(d.url(0, "/api/v1/auth/login"))
+        .form(&[("username", typed), ("password", "whatever")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let logs = d.stop_with_logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("login_failed") || l.contains("/auth/login"))
+    );
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.to_lowercase().contains(&typed.to_lowercase())),
+        "the typed username was logged"
+    );
+    d.stop().await;
+}

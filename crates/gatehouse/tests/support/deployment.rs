@@ -73,7 +73,9 @@ impl Deployment {
                 "DATABASE_URL".into(),
                 format!("{pg}{sep}options=-c%20search_path%3D{name}"),
             ));
-            vars.push(("REDIS_URL".into(), redis));
+            if !extra.iter().any(|(k, _)| *k == "REDIS_URL") {
+                vars.push(("REDIS_URL".into(), redis));
+            }
             vars.push(("REDIS_KEY_PREFIX".into(), format!("{name}:")));
             schema = Some((admin, name));
             2
@@ -197,6 +199,14 @@ impl Deployment {
             .unwrap();
     }
 
+    /// Stops every instance and returns what each wrote to stdout.
+    pub fn stop_with_logs(&mut self) -> Vec<String> {
+        self.servers
+            .drain(..)
+            .flat_map(|server| server.stop().1)
+            .collect()
+    }
+
     /// Stops every instance and drops the schema.
     pub async fn stop(mut self) {
         self.servers.clear();
@@ -206,5 +216,62 @@ impl Deployment {
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// A `redis-server` of a test's own, which it may stop and start again.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// On a free port; `None` when `redis-server` is not installed.
+    pub fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.resume().then_some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again on the same port; waits until it answers.
+    pub fn resume(&mut self) -> bool {
+        let Ok(child) = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Kills the server (an outage).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
