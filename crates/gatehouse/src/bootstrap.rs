@@ -8,7 +8,7 @@ use gatehouse_core::CoreError;
 use gatehouse_core::service::Registration;
 use secrecy::SecretString;
 
-use crate::cli::{connect, error_chain};
+use crate::cli::{error_chain, open_services};
 use crate::settings::Settings;
 
 fn read_password() -> Result<SecretString, String> {
@@ -40,11 +40,7 @@ pub async fn create_admin(
     full_name: Option<String>,
 ) -> Result<(), String> {
     let password = read_password()?;
-    let db = connect(&settings.runtime).await?;
-    if settings.runtime.database.run_migrations {
-        db.migrate().await.map_err(|e| error_chain(&e))?;
-    }
-    let services = crate::wiring::services(settings, &db).await?;
+    let (db, services) = open_services(settings).await?;
     let result = services
         .use_cases
         .accounts

@@ -171,6 +171,20 @@ pub async fn connect(config: &RuntimeConfig) -> Result<Database, String> {
         .map_err(|e| error_chain(&e))
 }
 
+/// For the one-shot commands that drive use cases: the database (migrated
+/// unless `RUN_MIGRATIONS=false`) and the services wired on it. Close the
+/// database when done.
+pub async fn open_services(
+    settings: &crate::settings::Settings,
+) -> Result<(Database, gatehouse_api::Services), String> {
+    let db = connect(&settings.runtime).await?;
+    if settings.runtime.database.run_migrations {
+        db.migrate().await.map_err(|e| error_chain(&e))?;
+    }
+    let services = crate::wiring::services(settings, &db).await?;
+    Ok((db, services))
+}
+
 async fn migrate(config: &RuntimeConfig) -> Result<(), String> {
     let db = connect(config).await?;
     db.migrate().await.map_err(|e| error_chain(&e))?;

@@ -2,15 +2,11 @@
 //! first key of `DATA_ENCRYPTION_KEYS`, in batches; safe to interrupt and run
 //! again (rows already under that key are skipped).
 
-use crate::cli::{connect, error_chain};
+use crate::cli::{error_chain, open_services};
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, batch: u64) -> Result<(), String> {
-    let db = connect(&settings.runtime).await?;
-    if settings.runtime.database.run_migrations {
-        db.migrate().await.map_err(|e| error_chain(&e))?;
-    }
-    let services = crate::wiring::services(settings, &db).await?;
+    let (db, services) = open_services(settings).await?;
     let result = services
         .use_cases
         .operations

@@ -13,87 +13,42 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Server, gatehouse, serve};
+use support::deployment::{Backend, Deployment, backends};
 
-const SECRET: &str = "cluster-secret-0123456789-abcdefghijkl";
-const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const PASSWORD: &str = "Clust3r-Passw0rd!";
-
-/// One instance; `base` is its URL.
-struct Instance {
-    base: String,
-    _server: Server,
-}
-
-fn start(dir: &std::path::Path, database_url: &str, redis_url: &str, prefix: &str) -> Instance {
-    let key = format!("k1:{KEY_B64}");
-    let server = serve(gatehouse(
-        dir,
-        &[
-            ("DATABASE_URL", database_url),
-            ("REDIS_URL", redis_url),
-            ("REDIS_KEY_PREFIX", prefix),
-            ("JWT_SECRET_KEY", SECRET),
-            ("DATA_ENCRYPTION_KEYS", key.as_str()),
-            ("BLIND_INDEX_KEY", KEY_B64),
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("METRICS_ADDR", "127.0.0.1:0"),
-            ("ARGON2_MEMORY_COST", "64"),
-            ("ARGON2_TIME_COST", "1"),
-            ("ARGON2_PARALLELISM", "1"),
-            ("MAX_LOGIN_ATTEMPTS", "1000"),
-            // Each scenario below speaks as its own client address.
-            ("TRUSTED_PROXIES", "127.0.0.1/32"),
-            ("LOG_LEVEL", "warn,gatehouse::serve=info"),
-        ],
-    ));
-    Instance {
-        base: format!("http://{}", server.addr),
-        _server: server,
-    }
-}
+const PASSWORD: &str = support::deployment::PASSWORD;
 
 #[tokio::test]
 async fn two_instances_share_revocations_limits_and_roles() {
-    let (Ok(pg), Ok(redis)) = (
-        std::env::var("TEST_DATABASE_URL"),
-        std::env::var("TEST_REDIS_URL"),
-    ) else {
+    if !backends().contains(&Backend::Shared) {
         eprintln!("TEST_DATABASE_URL/TEST_REDIS_URL unset: multi-instance test not run");
         return;
-    };
-    let schema = format!("cluster_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&pg).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    let database_url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
-    let prefix = format!("{schema}:");
-    let dir = tempfile::tempdir().unwrap();
-    let a = start(dir.path(), &database_url, &redis, &prefix);
-    let b = start(dir.path(), &database_url, &redis, &prefix);
-    let http = reqwest::Client::new();
+    }
+    let d = Deployment::start(
+        Backend::Shared,
+        &[
+            ("MAX_LOGIN_ATTEMPTS", "1000"),
+            // Each scenario below speaks as its own client address.
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    )
+    .await;
+    let (a, b) = (d.base(0), d.base(1));
+    let http = d.http.clone();
     let as_client =
         |ip: &'static str| move |req: reqwest::RequestBuilder| req.header("x-forwarded-for", ip);
 
     // Accounts, made through A.
     let client = as_client("198.51.100.1");
     for name in ["alice", "boss"] {
-        let res = client(http.post(format!("{}/api/v1/auth/register", a.base)))
+        let res = client(http.post(format!("{}/api/v1/auth/register", a)))
             .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 201);
     }
-    sqlx::query(&format!(
-        "UPDATE {schema}.users SET role = 'admin' WHERE username = 'boss'"
-    ))
-    .execute(&admin)
-    .await
-    .unwrap();
+    d.sql("UPDATE {schema}.users SET role = 'admin' WHERE username = 'boss'")
+        .await;
     let login = async |base: &str, email: &str, ip: &'static str| {
         as_client(ip)(http.post(format!("{base}/api/v1/auth/login")))
             .json(&json!({"email": email, "password": PASSWORD}))
@@ -110,7 +65,7 @@ async fn two_instances_share_revocations_limits_and_roles() {
     };
 
     // 1. A logout on A is refused on B.
-    let res = login(&a.base, "alice@example.com", "198.51.100.2").await;
+    let res = login(a, "alice@example.com", "198.51.100.2").await;
     let cookie = res.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -122,9 +77,9 @@ async fn two_instances_share_revocations_limits_and_roles() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(me(&b.base, &token).await.status(), 200);
+    assert_eq!(me(b, &token).await.status(), 200);
     let out = http
-        .post(format!("{}/api/v1/auth/logout", a.base))
+        .post(format!("{}/api/v1/auth/logout", a))
         .bearer_auth(&token)
         .header("cookie", &cookie)
         .send()
@@ -132,12 +87,12 @@ async fn two_instances_share_revocations_limits_and_roles() {
         .unwrap();
     assert_eq!(out.status(), 200);
     assert_eq!(
-        me(&b.base, &token).await.status(),
+        me(b, &token).await.status(),
         401,
         "B still accepts a token logged out on A"
     );
     let refresh = http
-        .post(format!("{}/api/v1/auth/refresh", b.base))
+        .post(format!("{}/api/v1/auth/refresh", b))
         .header("cookie", &cookie)
         .send()
         .await
@@ -147,7 +102,7 @@ async fn two_instances_share_revocations_limits_and_roles() {
     // 2. The login limit (5/minute per client) counts across A and B.
     let mut statuses = Vec::new();
     for n in 0..6 {
-        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        let base = if n % 2 == 0 { a } else { b };
         let res = as_client("203.0.113.9")(http.post(format!("{base}/api/v1/auth/login")))
             .json(&json!({"email": format!("nobody{n}@example.com"), "password": "x"}))
             .send()
@@ -158,15 +113,15 @@ async fn two_instances_share_revocations_limits_and_roles() {
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
 
     // 3. A role change through A applies on B, whose cache held the user.
-    let alice = login(&b.base, "alice@example.com", "198.51.100.3").await;
+    let alice = login(b, "alice@example.com", "198.51.100.3").await;
     let alice_token = alice.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let alice_me: Value = me(&b.base, &alice_token).await.json().await.unwrap();
+    let alice_me: Value = me(b, &alice_token).await.json().await.unwrap();
     assert_eq!(alice_me["role"], "user");
     let list = async |token: &str| {
-        http.get(format!("{}/api/v1/users", b.base))
+        http.get(format!("{}/api/v1/users", b))
             .bearer_auth(token)
             .send()
             .await
@@ -175,7 +130,7 @@ async fn two_instances_share_revocations_limits_and_roles() {
             .as_u16()
     };
     assert_eq!(list(&alice_token).await, 403);
-    let boss = login(&a.base, "boss@example.com", "198.51.100.4").await;
+    let boss = login(a, "boss@example.com", "198.51.100.4").await;
     let boss_token = boss.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -183,7 +138,7 @@ async fn two_instances_share_revocations_limits_and_roles() {
     let patched = http
         .patch(format!(
             "{}/api/v1/users/{}",
-            a.base,
+            a,
             alice_me["id"].as_str().unwrap()
         ))
         .bearer_auth(&boss_token)
@@ -203,9 +158,5 @@ async fn two_instances_share_revocations_limits_and_roles() {
     }
     assert_eq!(status, 200, "B did not see the promotion made on A");
 
-    drop((a, b));
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    d.stop().await;
 }

@@ -197,13 +197,27 @@ impl SignIn {
             attempt.passed().await?;
             return self.second_step(&user, now);
         }
+        let details = json!({"account": target.who});
+        self.complete(user, attempt, details, meta, now).await
+    }
+
+    /// Every factor passed: starts the login, clears the lockout count and
+    /// records `login_succeeded` with `details`.
+    async fn complete(
+        &self,
+        user: User,
+        attempt: Attempt,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> Result<LoginOutcome, CoreError> {
         let pair = self.deps.logins.start(&user, meta, now).await?;
         attempt.completed_login().await?;
         self.audit(
             AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
                 .actor(user.id)
                 .target(user.id)
-                .details(json!({"account": target.who})),
+                .details(details),
         )
         .await;
         Ok(LoginOutcome::Tokens(pair, user))
@@ -322,16 +336,8 @@ impl SignIn {
             return Err(CoreError::InvalidMfaCode);
         }
         let user = self.deps.directory.kernel.to_user(&record)?;
-        let pair = self.deps.logins.start(&user, meta, now).await?;
-        attempt.completed_login().await?;
-        self.audit(
-            AuditEvent::new(EventKind::LoginSucceeded, Outcome::Success, meta)
-                .actor(user.id)
-                .target(user.id)
-                .details(json!({"second_factor": true})),
-        )
-        .await;
-        Ok(LoginOutcome::Tokens(pair, user))
+        let details = json!({"second_factor": true});
+        self.complete(user, attempt, details, meta, now).await
     }
 
     /// Exchanges a refresh token for a new pair. A token already exchanged
