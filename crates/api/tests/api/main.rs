@@ -19,6 +19,7 @@ mod domain_rbac;
 mod files;
 mod headers;
 mod lifecycle;
+mod lockout;
 mod mfa;
 mod observability;
 mod ratelimit;
