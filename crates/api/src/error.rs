@@ -245,10 +245,10 @@ impl From<CoreError> for ApiError {
                 "conflict",
                 "The resource conflicts with an existing one",
             ),
-            // Same answer for unknown email and wrong password.
-            CoreError::InvalidCredentials => {
-                Self::unauthorized("invalid_credentials", "Invalid email or password")
-            }
+            CoreError::InvalidCredentials
+            | CoreError::InvalidToken
+            | CoreError::InvalidRefreshToken
+            | CoreError::InvalidMfaCode => Self::credentials_refused(&err),
             CoreError::AccountLocked { retry_after } => Self::too_many_requests(
                 "account_locked",
                 "Too many failed login attempts; try again later",
@@ -259,15 +259,6 @@ impl From<CoreError> for ApiError {
                 "email_not_verified",
                 "The email address has not been verified",
             ),
-            CoreError::InvalidToken => {
-                Self::unauthorized("invalid_token", "Invalid or expired access token")
-            }
-            CoreError::InvalidRefreshToken => {
-                Self::unauthorized("invalid_refresh_token", "Invalid or expired refresh token")
-            }
-            CoreError::InvalidMfaCode => {
-                Self::unauthorized("invalid_mfa_code", "Invalid or expired two-factor code")
-            }
             CoreError::MfaAlreadyEnabled => Self::new(
                 StatusCode::BAD_REQUEST,
                 "mfa_already_enabled",
@@ -295,15 +286,10 @@ impl From<CoreError> for ApiError {
                 "API keys cannot manage the account's credentials",
             ),
             CoreError::NotFound => Self::not_found(),
-            CoreError::FileTooLarge => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The file exceeds the upload size limit",
-            ),
-            CoreError::UnsupportedFileType => Self::unsupported_media_type(
-                "Only .jpg, .jpeg, .png and .pdf files whose content matches their extension \
-                 are accepted",
-            ),
+            CoreError::FileTooLarge
+            | CoreError::QuotaExceeded
+            | CoreError::InsufficientStorage
+            | CoreError::UnsupportedFileType => Self::upload_refused(&err),
             CoreError::Unavailable { .. } => {
                 let p = Problem::for_status(StatusCode::SERVICE_UNAVAILABLE);
                 let mut api = Self::new(StatusCode::SERVICE_UNAVAILABLE, p.code, p.detail);
@@ -311,6 +297,54 @@ impl From<CoreError> for ApiError {
                 api
             }
             CoreError::Internal(_) => Self::internal(err),
+        }
+    }
+}
+
+impl ApiError {
+    /// 401 for credentials that do not hold (RFC 6750 §3).
+    fn credentials_refused(err: &CoreError) -> Self {
+        match err {
+            // Same answer for unknown email and wrong password.
+            CoreError::InvalidCredentials => {
+                Self::unauthorized("invalid_credentials", "Invalid email or password")
+            }
+            CoreError::InvalidRefreshToken => {
+                Self::unauthorized("invalid_refresh_token", "Invalid or expired refresh token")
+            }
+            CoreError::InvalidMfaCode => {
+                Self::unauthorized("invalid_mfa_code", "Invalid or expired two-factor code")
+            }
+            // `InvalidToken`, the one credential refusal left.
+            _ => Self::unauthorized("invalid_token", "Invalid or expired access token"),
+        }
+    }
+
+    /// An upload refused for its size, its owner's quota, the volume's free
+    /// space or its type.
+    fn upload_refused(err: &CoreError) -> Self {
+        match err {
+            CoreError::FileTooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The file exceeds the upload size limit",
+            ),
+            CoreError::QuotaExceeded => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_exceeded",
+                "The upload would exceed your storage quota",
+            ),
+            // RFC 4918 §11.5: the server cannot store what the request needs.
+            CoreError::InsufficientStorage => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "There is not enough storage space for this upload",
+            ),
+            // `UnsupportedFileType`, the one upload refusal left.
+            _ => Self::unsupported_media_type(
+                "Only .jpg, .jpeg, .png and .pdf files whose content matches their extension \
+                 are accepted",
+            ),
         }
     }
 }

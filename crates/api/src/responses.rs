@@ -62,7 +62,11 @@ problem_responses! {
     Conflict => ("The resource conflicts with an existing one (`conflict`)"),
     PayloadTooLarge => ("The body exceeds `MAX_BODY_BYTES` (`payload_too_large`)"),
     UnsupportedMediaType => ("The body's media type is not accepted (`unsupported_media_type`)"),
-    UploadTooLarge => ("The file exceeds `MAX_UPLOAD_BYTES` (`payload_too_large`)"),
+    UploadTooLarge => ("The file exceeds `MAX_UPLOAD_BYTES` (`payload_too_large`), or would \
+        take the caller past `UPLOAD_QUOTA_BYTES` or `UPLOAD_QUOTA_FILES` (`quota_exceeded`); \
+        nothing is kept"),
+    InsufficientStorage => ("The upload volume's free space would fall under \
+        `UPLOAD_MIN_FREE_BYTES` (`insufficient_storage`); nothing is kept"),
     UnsupportedFileType => ("Not multipart/form-data, or not a .jpg, .jpeg, .png or .pdf file \
         whose content matches its extension (`unsupported_media_type`)"),
     ValidationFailed => ("The input is malformed or breaks a field rule (`validation_error`, \

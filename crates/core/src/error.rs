@@ -61,6 +61,14 @@ pub enum CoreError {
     /// the extension says.
     #[error("unsupported file type")]
     UnsupportedFileType,
+    /// An upload would take its owner past `UPLOAD_QUOTA_FILES` or
+    /// `UPLOAD_QUOTA_BYTES`.
+    #[error("upload quota exceeded")]
+    QuotaExceeded,
+    /// An upload would leave less than `UPLOAD_MIN_FREE_BYTES` free on the
+    /// upload volume.
+    #[error("insufficient storage")]
+    InsufficientStorage,
     /// A dependency (database, cache) did not answer.
     #[error("{dependency} is unavailable")]
     Unavailable {

@@ -153,7 +153,7 @@ fn log_startup_notes(settings: &Settings, vars: &env::Vars, dev_keys: Option<&Pa
     if let Some(path) = dev_keys {
         tracing::warn!(
             path = %path.display(),
-            "DATA_ENCRYPTION_KEYS/BLIND_INDEX_KEY not set: using development keys from this file"
+            "DATA_ENCRYPTION_KEYS/BLIND_INDEX_KEY/AUDIT_CHAIN_KEY not set: using development keys from this file"
         );
     }
 }

@@ -9,6 +9,7 @@ mod rotate;
 mod serve;
 mod settings;
 mod telemetry;
+mod upkeep;
 mod wiring;
 
 use std::process::ExitCode;

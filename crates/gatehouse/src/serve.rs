@@ -37,6 +37,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     // `GET /admin/config` shows the binary's settings too.
     let state = AppState::new(AppConfig::new(core, http).showing(&config), services);
     let pruning = retention_days.map(|days| spawn_audit_pruning(state.clone(), days));
+    let housekeeping = crate::upkeep::start(&state, pruning).await;
     let app = gatehouse_api::app(state);
 
     let (listener, metrics_listener) = bind(&config).await?;
@@ -83,9 +84,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     }
     upkeep.abort();
     metrics_server.abort();
-    if let Some(task) = pruning {
-        task.abort();
-    }
+    housekeeping.stop().await;
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())

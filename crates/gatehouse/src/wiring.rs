@@ -11,7 +11,7 @@ use gatehouse_cache::memory::{
 use gatehouse_cache::redis::{
     RedisDenylist, RedisLoginThrottle, RedisRateLimiter, RedisStore, RedisUserCache,
 };
-use gatehouse_core::audit::StoredAuditSink;
+use gatehouse_core::audit::{AuditTrail, ChainKey, StoredAuditSink};
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::ports::{HealthProbe, LoginThrottle, TokenDenylist, UserCache};
 use gatehouse_core::ratelimit::RateLimiter;
@@ -60,9 +60,12 @@ pub async fn services(settings: &Settings, db: &Database) -> Result<Services, St
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db = Arc::new(db.clone());
     let shared = shared(&settings.runtime).await?;
-    // Every security event is counted for metrics, then stored.
+    // Every security event is counted for metrics, then stored in the one
+    // trail that verification reads (it knows the head it wrote).
+    let key = ChainKey::from_config(config).map_err(|e| error_chain(&e))?;
+    let trail = Arc::new(AuditTrail::new(db.clone(), key));
     let audit = Arc::new(CountingAuditSink::new(Arc::new(StoredAuditSink::new(
-        db.clone(),
+        trail.clone(),
         clock.clone(),
     ))));
     let adapters = Adapters {
@@ -72,7 +75,7 @@ pub async fn services(settings: &Settings, db: &Database) -> Result<Services, St
         throttle: shared.throttle,
         cache: shared.cache,
         audit,
-        audit_log: db.clone(),
+        audit_trail: trail,
         mfa: db.clone(),
         api_keys: db.clone(),
         files: db.clone(),

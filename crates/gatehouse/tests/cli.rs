@@ -59,6 +59,7 @@ fn production_refuses_missing_secrets() {
         "JWT_SECRET_KEY",
         "DATA_ENCRYPTION_KEYS",
         "BLIND_INDEX_KEY",
+        "AUDIT_CHAIN_KEY",
         "SECURE_COOKIES",
     ] {
         assert!(stderr.contains(var), "{var} not named in {stderr}");

@@ -2,12 +2,13 @@
 //! stays one line: on PostgreSQL by a transaction-scoped advisory lock (held
 //! across instances until commit), on SQLite by an in-process mutex plus a
 //! `BEGIN IMMEDIATE` transaction (SQLite has one writer at a time). The
-//! primary key on `seq` refuses any fork that slipped through.
+//! primary key on `seq` refuses any fork that slipped through. Entries are
+//! sealed with the chain key given by the caller; the store never keeps it.
 
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::audit::{
-    Anchor, AuditDraft, AuditEntry, AuditQuery, AuditRepo, GENESIS_HASH, entry_hash,
+    Anchor, AuditDraft, AuditEntry, AuditQuery, AuditRepo, ChainKey, GENESIS_HASH, HashScheme,
 };
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -18,9 +19,11 @@ use crate::{Database, map_err};
 const PG_AUDIT_LOCK: i64 = 0x0047_4841_5544_4954;
 static SQLITE_AUDIT_LOCK: Mutex<()> = Mutex::const_new(());
 const ANCHOR_KEY: &str = "audit_anchor";
+/// Written by the migration that introduced the keyed chain.
+const UNKEYED_UNTIL_KEY: &str = "audit_unkeyed_until";
 
 const COLUMNS: &str = "seq, id, at, event, outcome, actor_id, target_id, ip, user_agent, \
-                       request_id, details, prev_hash, hash";
+                       request_id, details, prev_hash, hash, hash_scheme";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -37,6 +40,7 @@ struct Row {
     details: String,
     prev_hash: String,
     hash: String,
+    hash_scheme: i16,
 }
 
 impl From<Row> for AuditEntry {
@@ -55,34 +59,39 @@ impl From<Row> for AuditEntry {
             details: r.details,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            scheme: r.hash_scheme,
         }
     }
 }
 
+/// `seq:hash`, or `seq:hash:seal` for anchors recorded with the chain key.
 fn parse_anchor(value: &str) -> Option<Anchor> {
-    let (seq, hash) = value.split_once(':')?;
+    let mut parts = value.splitn(3, ':');
+    let seq = parts.next()?.parse().ok()?;
+    let hash = parts.next()?.to_owned();
     Some(Anchor {
-        seq: seq.parse().ok()?,
-        hash: hash.to_owned(),
+        seq,
+        hash,
+        seal: parts.next().map(str::to_owned),
     })
 }
 
 const LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
-const ANCHOR: &str = "SELECT value FROM gatehouse_meta WHERE key = $1";
+const META_VALUE: &str = "SELECT value FROM gatehouse_meta WHERE key = $1";
 const INSERT: &str = "INSERT INTO audit_log (seq, id, at, event, outcome, actor_id, target_id, \
-                      ip, user_agent, request_id, details, prev_hash, hash) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                      ip, user_agent, request_id, details, prev_hash, hash, hash_scheme) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 const SET_ANCHOR: &str = "INSERT INTO gatehouse_meta (key, value) VALUES ($1, $2) \
                           ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /// The append itself, on a connection that already holds the write lock.
 macro_rules! append_locked {
-    ($conn:expr, $draft:expr) => {{
+    ($conn:expr, $draft:expr, $key:expr) => {{
         let last: Option<(i64, String)> = sqlx::query_as(LAST).fetch_optional(&mut *$conn).await?;
         let (prev_seq, prev_hash) = match last {
             Some(last) => last,
             None => {
-                let anchor: Option<String> = sqlx::query_scalar(ANCHOR)
+                let anchor: Option<String> = sqlx::query_scalar(META_VALUE)
                     .bind(ANCHOR_KEY)
                     .fetch_optional(&mut *$conn)
                     .await?;
@@ -93,7 +102,7 @@ macro_rules! append_locked {
             }
         };
         let seq = prev_seq + 1;
-        let hash = entry_hash(&prev_hash, seq, $draft);
+        let hash = $key.seal(&prev_hash, seq, $draft);
         sqlx::query(INSERT)
             .bind(seq)
             .bind($draft.id)
@@ -108,6 +117,7 @@ macro_rules! append_locked {
             .bind(&$draft.details)
             .bind(&prev_hash)
             .bind(&hash)
+            .bind(HashScheme::HmacSha256.code())
             .execute(&mut *$conn)
             .await?;
         Ok::<_, sqlx::Error>((seq, prev_hash, hash))
@@ -116,7 +126,7 @@ macro_rules! append_locked {
 
 /// Pruning on a connection that holds the write lock.
 macro_rules! prune_locked {
-    ($conn:expr, $cutoff:expr) => {{
+    ($conn:expr, $cutoff:expr, $key:expr) => {{
         let last_old: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, hash FROM audit_log WHERE at < $1 ORDER BY seq DESC LIMIT 1",
         )
@@ -133,9 +143,11 @@ macro_rules! prune_locked {
                     .execute(&mut *$conn)
                     .await?
                     .rows_affected();
+                // Sealed: only the key's holder can move the chain's start.
+                let seal = $key.seal_anchor(seq, &hash);
                 sqlx::query(SET_ANCHOR)
                     .bind(ANCHOR_KEY)
-                    .bind(format!("{seq}:{hash}"))
+                    .bind(format!("{seq}:{hash}:{seal}"))
                     .execute(&mut *$conn)
                     .await?;
                 Ok(deleted)
@@ -193,8 +205,9 @@ enum Locked<'c> {
 #[async_trait]
 impl AuditRepo for Database {
     #[tracing::instrument(name = "audit.append", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn append(&self, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
+    async fn append(&self, draft: &AuditDraft, key: &ChainKey) -> Result<AuditEntry, CoreError> {
         let draft_owned = draft.clone();
+        let key = key.clone();
         let (seq, prev_hash, hash) = self
             .with_audit_lock(move |locked| {
                 Box::pin(async move {
@@ -202,11 +215,11 @@ impl AuditRepo for Database {
                     match locked {
                         Locked::Postgres(tx) => {
                             let conn = &mut **tx;
-                            append_locked!(conn, d)
+                            append_locked!(conn, d, key)
                         }
                         Locked::Sqlite(c) => {
                             let conn = &mut **c;
-                            append_locked!(conn, d)
+                            append_locked!(conn, d, key)
                         }
                     }
                 })
@@ -227,6 +240,7 @@ impl AuditRepo for Database {
             details: draft.details.clone(),
             prev_hash,
             hash,
+            scheme: HashScheme::HmacSha256.code(),
         })
     }
 
@@ -262,23 +276,33 @@ impl AuditRepo for Database {
 
     #[tracing::instrument(name = "audit.anchor", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn anchor(&self) -> Result<Option<Anchor>, CoreError> {
-        on_pool!(self, pool => sqlx::query_scalar::<_, String>(ANCHOR).bind(ANCHOR_KEY).fetch_optional(pool).await)
+        on_pool!(self, pool => sqlx::query_scalar::<_, String>(META_VALUE).bind(ANCHOR_KEY).fetch_optional(pool).await)
             .map(|v| v.as_deref().and_then(parse_anchor))
             .map_err(map_err)
     }
 
+    #[tracing::instrument(name = "audit.unkeyed_until", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn unkeyed_until(&self) -> Result<i64, CoreError> {
+        // A missing or unreadable record is 0: every entry must then be
+        // keyed, so deleting the record can only fail verification.
+        on_pool!(self, pool => sqlx::query_scalar::<_, String>(META_VALUE).bind(UNKEYED_UNTIL_KEY).fetch_optional(pool).await)
+            .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+            .map_err(map_err)
+    }
+
     #[tracing::instrument(name = "audit.prune_before", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn prune_before(&self, cutoff: i64) -> Result<u64, CoreError> {
+    async fn prune_before(&self, cutoff: i64, key: &ChainKey) -> Result<u64, CoreError> {
+        let key = key.clone();
         self.with_audit_lock(move |locked| {
             Box::pin(async move {
                 match locked {
                     Locked::Postgres(tx) => {
                         let conn = &mut **tx;
-                        prune_locked!(conn, cutoff)
+                        prune_locked!(conn, cutoff, key)
                     }
                     Locked::Sqlite(c) => {
                         let conn = &mut **c;
-                        prune_locked!(conn, cutoff)
+                        prune_locked!(conn, cutoff, key)
                     }
                 }
             })

@@ -4,11 +4,13 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
 use gatehouse_core::CoreError;
-use gatehouse_core::ports::{BlobStore, BlobStream, BlobWriter};
+use gatehouse_core::ports::{BlobEntry, BlobStore, BlobStream, BlobWriter};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
@@ -31,6 +33,43 @@ fn is_key(key: &str) -> bool {
 
 fn io_error(err: io::Error) -> CoreError {
     CoreError::internal(err)
+}
+
+/// The temporary name of a blob being written.
+fn partial_name(key: &str) -> String {
+    format!(".{key}.part")
+}
+
+/// What a directory entry is to the store: a blob, a partial blob, or (for
+/// any other name) nothing of ours, left alone.
+async fn blob_entry(entry: &fs::DirEntry) -> io::Result<Option<BlobEntry>> {
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else {
+        return Ok(None);
+    };
+    let (key, is_partial) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) {
+        Some(key) => (key, true),
+        None => (name, false),
+    };
+    if !is_key(key) {
+        return Ok(None);
+    }
+    let metadata = match entry.metadata().await {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Ok(None),
+        // Removed since it was listed (a delete, an aborted upload).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let modified = metadata.modified()?;
+    let modified_at = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Ok(Some(BlobEntry {
+        key: key.to_owned(),
+        is_partial,
+        modified_at,
+    }))
 }
 
 impl DiskBlobStore {
@@ -70,7 +109,7 @@ impl BlobStore for DiskBlobStore {
         let key = Uuid::now_v7().simple().to_string();
         // Written under a temporary name in the same directory, so the final
         // rename is atomic: a blob is never visible half-written.
-        let temp = self.dir.join(format!(".{key}.part"));
+        let temp = self.dir.join(partial_name(&key));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -98,6 +137,53 @@ impl BlobStore for DiskBlobStore {
 
     async fn remove(&self, key: &str) -> Result<(), CoreError> {
         match fs::remove_file(self.path_of(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn available_bytes(&self) -> Result<u64, CoreError> {
+        self.ensure_dir().await.map_err(io_error)?;
+        let dir = self.dir.clone();
+        let stats = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&dir))
+            .await
+            .map_err(CoreError::internal)?
+            .map_err(|e| io_error(e.into()))?;
+        // Blocks available to unprivileged writers, not the root reserve.
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
+    async fn entries(&self) -> Result<BoxStream<'static, Result<BlobEntry, CoreError>>, CoreError> {
+        let dir = match fs::read_dir(&self.dir).await {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(stream::empty().boxed()),
+            Err(e) => return Err(io_error(e)),
+        };
+        // One directory entry at a time: the listing never sits in memory.
+        Ok(stream::unfold(dir, |mut dir| async move {
+            loop {
+                let found = match dir.next_entry().await {
+                    Ok(Some(entry)) => blob_entry(&entry).await.transpose(),
+                    Ok(None) => return None,
+                    Err(e) => Some(Err(e)),
+                };
+                if let Some(item) = found {
+                    return Some((item.map_err(io_error), dir));
+                }
+            }
+        })
+        .boxed())
+    }
+
+    async fn discard(&self, entry: &BlobEntry) -> Result<(), CoreError> {
+        if !entry.is_partial {
+            return self.remove(&entry.key).await;
+        }
+        let path = self
+            .path_of(&entry.key)?
+            .with_file_name(partial_name(&entry.key));
+        match fs::remove_file(path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error(e)),
@@ -220,6 +306,44 @@ mod tests {
         writer.write(b"partial").await.unwrap();
         drop(writer);
         assert!(names(root.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn entries_list_complete_and_partial_blobs_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let store = DiskBlobStore::new(root.path().join("uploads"));
+        assert!(store.entries().await.unwrap().next().await.is_none());
+        let mut writer = store.begin().await.unwrap();
+        writer.write(b"done").await.unwrap();
+        let done = writer.commit().await.unwrap();
+        let mut pending = store.begin().await.unwrap();
+        pending.write(b"half").await.unwrap();
+        std::fs::write(store.dir().join("notes.txt"), b"not ours").unwrap();
+        std::fs::write(store.dir().join(".x.part"), b"not ours").unwrap();
+        let mut found: Vec<BlobEntry> = store
+            .entries()
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        found.sort_by_key(|e| e.is_partial);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            (found[0].key.as_str(), found[0].is_partial),
+            (done.as_str(), false)
+        );
+        assert!(found[1].is_partial);
+        assert!(found.iter().all(|e| e.modified_at > 1_600_000_000_000));
+        for entry in &found {
+            store.discard(entry).await.unwrap();
+            store.discard(entry).await.unwrap();
+        }
+        let mut left = names(store.dir());
+        left.sort();
+        assert_eq!(left, [".x.part", "notes.txt"]);
+        drop(pending);
+        assert!(store.available_bytes().await.unwrap() > 0);
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use gatehouse_core::audit::{AuditEntry, AuditQuery, Verification};
+use gatehouse_core::audit::{AuditEntry, AuditQuery, ChainPoint, HashScheme, Verification};
 use gatehouse_core::clock::{from_unix_ms, unix_ms};
 use gatehouse_core::service::AdminStats;
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,9 @@ struct RawAuditQuery {
     since: Option<String>,
 }
 
-/// One audit entry; `hash` covers every field and `prev_hash`.
+/// One audit entry; `hash` covers every field and `prev_hash`, under
+/// `hash_scheme` (`hmac-sha256` keyed with `AUDIT_CHAIN_KEY`; `sha256` for
+/// entries written before the key existed).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AuditEntry)]
 struct EntryView {
@@ -147,6 +149,8 @@ struct EntryView {
     details: Value,
     prev_hash: String,
     hash: String,
+    /// `null` for a scheme this version does not know (never verifies).
+    hash_scheme: Option<HashScheme>,
 }
 
 impl From<AuditEntry> for EntryView {
@@ -165,6 +169,7 @@ impl From<AuditEntry> for EntryView {
             details: serde_json::from_str(&e.details).unwrap_or(Value::Null),
             prev_hash: e.prev_hash,
             hash: e.hash,
+            hash_scheme: HashScheme::from_code(e.scheme),
         }
     }
 }
@@ -269,20 +274,75 @@ pub async fn audit(
     }))
 }
 
-/// `GET /admin/audit/verify` (admin:read): walks the whole chain.
+#[derive(Debug, Default, Deserialize)]
+struct RawVerifyQuery {
+    head_seq: Option<String>,
+    head_hash: Option<String>,
+}
+
+/// `head_seq` and `head_hash`, both or neither: the entry a checkpoint names.
+fn claimed_head(query: Option<&str>) -> Result<Option<ChainPoint>, ApiError> {
+    let raw: RawVerifyQuery = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|_| ApiError::validation(vec![FieldError::new("query", "is malformed")]))?;
+    let seq = raw.head_seq.filter(|s| !s.is_empty());
+    let hash = raw.head_hash.filter(|s| !s.is_empty());
+    let mut errors = Vec::new();
+    let parsed_seq = seq.as_deref().map(str::parse::<i64>);
+    if matches!(parsed_seq, Some(Err(_))) || matches!(parsed_seq, Some(Ok(n)) if n < 1) {
+        errors.push(FieldError::new(
+            "head_seq",
+            "must be a whole number of at least 1",
+        ));
+    }
+    let hash = hash.map(|h| h.to_ascii_lowercase());
+    if hash
+        .as_deref()
+        .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        errors.push(FieldError::new(
+            "head_hash",
+            "must be 64 hexadecimal digits",
+        ));
+    }
+    match (&parsed_seq, &hash) {
+        (Some(_), None) => errors.push(FieldError::new("head_hash", "is required with head_seq")),
+        (None, Some(_)) => errors.push(FieldError::new("head_seq", "is required with head_hash")),
+        _ => {}
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(match (parsed_seq, hash) {
+        (Some(Ok(seq)), Some(hash)) => Some(ChainPoint { seq, hash }),
+        _ => None,
+    })
+}
+
+/// `GET /admin/audit/verify` (admin:read): walks the whole chain, and checks
+/// it still reaches the highest entry this instance has written or seen and,
+/// when named, the checkpoint `head_seq`/`head_hash`.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/audit/verify",
     tag = "admin",
+    params(
+        ("head_seq" = Option<i64>, Query, minimum = 1,
+            description = "With `head_hash`: the `seq` of an `audit_checkpoint` log line (or of any entry seen before); the chain must still hold that entry"),
+        ("head_hash" = Option<String>, Query, min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]{64}$",
+            description = "With `head_seq`: that entry's `hash`"),
+    ),
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Whether the chain is intact, and its first broken link", body = Verification),
+        (status = 200, description = "Whether the chain is intact and complete, its first broken link, and which checks failed (`failures`)", body = Verification),
         (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn verify(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::AdminRead>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Verification>, ApiError> {
-    Ok(Json(state.operations().verify_audit(&p).await?))
+    let claimed = claimed_head(query.as_deref())?;
+    Ok(Json(state.operations().verify_audit(&p, claimed).await?))
 }

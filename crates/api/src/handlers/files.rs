@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::{Multipart, State};
+use axum::extract::{Multipart, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -13,14 +13,14 @@ use gatehouse_core::file::FileInfo;
 use gatehouse_core::user::FieldProblem;
 use http::HeaderValue;
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{Meta, PathId, Require, perm};
 use crate::responses::{
-    Forbidden, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed,
+    Forbidden, InsufficientStorage, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed,
 };
 use crate::state::AppState;
 
@@ -61,6 +61,57 @@ impl From<FileInfo> for FileView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileList {
     files: Vec<FileView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawList {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// Page size with `?limit=` (default) and its cap, as for the user list.
+const DEFAULT_LIMIT: u64 = 20;
+const MAX_LIMIT: u64 = 100;
+/// Without `limit` or `after`: one page as large as the default file quota,
+/// so clients that never paginated still get every file.
+const UNPAGED_LIMIT: u64 = 1000;
+
+/// `(after, limit)` from `?limit=&after=`; bad values are 422s naming them.
+fn page_request(query: Option<&str>) -> Result<(Option<Uuid>, u64), ApiError> {
+    let raw: RawList = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|_| ApiError::validation(vec![FieldError::new("query", "is malformed")]))?;
+    let mut errors = Vec::new();
+    let after = match raw.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Uuid::parse_str(a)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "after",
+                    "must be a cursor from next_cursor",
+                ))
+            })
+            .ok(),
+    };
+    let limit = match raw.limit.as_deref().map(str::parse::<u64>) {
+        None if raw.after.is_none() => UNPAGED_LIMIT,
+        None => DEFAULT_LIMIT,
+        Some(Ok(n)) if n >= 1 => n.min(MAX_LIMIT),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "limit",
+                "must be a whole number of at least 1",
+            ));
+            DEFAULT_LIMIT
+        }
+    };
+    if errors.is_empty() {
+        Ok((after, limit))
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 /// `multipart/form-data` with one part.
@@ -107,6 +158,7 @@ fn multipart_error(err: &MultipartError) -> CoreError {
         (status = 413, response = UploadTooLarge),
         (status = 415, response = UnsupportedFileType),
         (status = 422, response = ValidationFailed),
+        (status = 507, response = InsufficientStorage),
     ),
 )]
 pub async fn upload(
@@ -146,25 +198,35 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
-/// The caller's files, newest first (content:read).
+/// The caller's files, newest first (content:read), by keyset: `?limit=N`
+/// for the first page, then `?after=<next_cursor>&limit=N`. Without either,
+/// the first 1000 (every file, under the default quota).
 #[utoipa::path(
     get,
     path = "/api/v1/files",
     operation_id = "list_files",
     tag = "files",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, description = "Page size (default 20, capped at 100; 1000 when neither `limit` nor `after` is given)"),
+        ("after" = Option<Uuid>, Query, description = "The previous page's `next_cursor`"),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The caller's files", body = FileList),
+        (status = 200, description = "The caller's files, newest first", body = FileList),
         (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Require(p, ..): Require<perm::ContentRead>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<FileList>, ApiError> {
-    let files = state.files().list(&p).await?;
+    let (after, limit) = page_request(query.as_deref())?;
+    let (files, next_cursor) = state.files().list(&p, after, limit).await?;
     Ok(Json(FileList {
         files: files.into_iter().map(FileView::from).collect(),
+        next_cursor,
     }))
 }
 

@@ -8,7 +8,7 @@ use gatehouse_core::audit::{AuditDraft, AuditRepo};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{PASSWORD, TEST_JWT_SECRET, TEST_KEY_B64, TestApp, backends};
+use crate::harness::{PASSWORD, TEST_JWT_SECRET, TEST_KEY_B64, TestApp, backends, chain_key};
 
 #[tokio::test]
 async fn stats_count_users_sessions_logins_and_locks() {
@@ -212,7 +212,7 @@ async fn concurrent_appends_keep_one_linear_chain() {
         let repo = app.db.db.clone();
         let appends = (0..40).map(|n| {
             let repo = repo.clone();
-            tokio::spawn(async move { repo.append(&draft(n)).await.unwrap() })
+            tokio::spawn(async move { repo.append(&draft(n), &chain_key()).await.unwrap() })
         });
         let entries: Vec<_> = join_all(appends)
             .await
@@ -237,7 +237,7 @@ async fn tampering_in_the_database_is_detected_at_the_edited_row() {
     for backend in backends() {
         let app = TestApp::new(&backend).await;
         for n in 0..5 {
-            app.db.db.append(&draft(n)).await.unwrap();
+            app.db.db.append(&draft(n), &chain_key()).await.unwrap();
         }
         let (_, admin) = app.account("tamper_admin", "admin").await;
         let verify = || app.call("GET", "/api/v1/admin/audit/verify", &admin, None);

@@ -132,7 +132,7 @@ async fn operations_refuse_without_admin_read() {
             limit: 10,
         };
         refused(ops.audit_page(&moderator, &query).await, "audit page");
-        refused(ops.verify_audit(&moderator).await, "verify");
+        refused(ops.verify_audit(&moderator, None).await, "verify");
     }
 }
 
@@ -246,7 +246,10 @@ async fn files_refuse_without_content_permissions() {
             "upload",
         );
         let key = key_principal(&app, "keyed5", "user", &["self:read"]).await;
-        refused(files.list(&key).await, "list by a key without content:read");
+        refused(
+            files.list(&key, None, 20).await,
+            "list by a key without content:read",
+        );
         assert_eq!(app.count("SELECT COUNT(*) FROM files").await, 0);
     }
 }

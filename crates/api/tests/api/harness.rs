@@ -12,7 +12,7 @@ use gatehouse_api::{AppConfig, AppState, Services};
 use gatehouse_cache::memory::{
     MemoryDenylist, MemoryLoginThrottle, MemoryRateLimiter, MemoryUserCache,
 };
-use gatehouse_core::audit::StoredAuditSink;
+use gatehouse_core::audit::{AuditTrail, ChainKey, StoredAuditSink};
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::service::{Adapters, UseCases};
 use gatehouse_store::{Database, DiskBlobStore};
@@ -61,6 +61,7 @@ pub fn base_vars() -> Vec<(String, String)> {
         ("ARGON2_PARALLELISM", "1"),
         ("DATA_ENCRYPTION_KEYS", &format!("k1:{TEST_KEY_B64}")),
         ("BLIND_INDEX_KEY", TEST_KEY_B64),
+        ("AUDIT_CHAIN_KEY", TEST_KEY_B64),
         ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
         // Tests log in many times from one address; the limits have their
         // own tests.
@@ -69,6 +70,11 @@ pub fn base_vars() -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+/// The audit chain key of [`base_vars`], for appends made directly.
+pub fn chain_key() -> ChainKey {
+    ChainKey::from_config(&config(&[]).core).unwrap()
 }
 
 pub fn config(overrides: &[(&str, &str)]) -> AppConfig {
@@ -200,14 +206,16 @@ impl TestApp {
             config.core.upload_dir = upload_root.path().join("uploads");
         }
         let upload_dir = config.core.upload_dir.clone();
+        let key = ChainKey::from_config(&config.core).unwrap();
+        let trail = Arc::new(AuditTrail::new(store.clone(), key));
         let adapters = Adapters {
             users: store.clone(),
             sessions: store.clone(),
             denylist: Arc::new(MemoryDenylist::default()),
             throttle: Arc::new(MemoryLoginThrottle::default()),
             cache: Arc::new(MemoryUserCache::default()),
-            audit: Arc::new(StoredAuditSink::new(store.clone(), clock.clone())),
-            audit_log: store.clone(),
+            audit: Arc::new(StoredAuditSink::new(trail.clone(), clock.clone())),
+            audit_trail: trail,
             mfa: store.clone(),
             api_keys: store.clone(),
             files: store.clone(),

@@ -11,6 +11,7 @@ mod harness;
 
 mod admin;
 mod api_keys;
+mod audit_chain;
 mod auth;
 mod bodies;
 mod conventions;

@@ -164,7 +164,7 @@ impl Kind<Option<Arc<DataKey>>> for KeyMaterial {
 
     fn read(&self, r: &mut Reader, var: &'static str, (): ()) -> Option<Arc<DataKey>> {
         match parse_base64_key(&r.raw(var)?) {
-            Ok(key) => Some(Arc::new(DataKey::new("blind", key))),
+            Ok(key) => Some(Arc::new(DataKey::new(var.to_ascii_lowercase(), key))),
             Err(e) => {
                 r.problem(var, e);
                 None

@@ -184,12 +184,25 @@ crate::settings! {
         /// where uploaded files are stored
         pub upload_dir: PathBuf = "UPLOAD_DIR", Path,
             default data_dir.join("uploads") => "`DATA_DIR/uploads`";
+        /// bytes of uploads each user may keep
+        pub upload_quota_bytes: u64 = "UPLOAD_QUOTA_BYTES", Int(1, 1 << 50),
+            default 100 * 1024 * 1024;
+        /// files each user may keep
+        pub upload_quota_files: u64 = "UPLOAD_QUOTA_FILES", Int(1, 1 << 32), default 1000;
+        /// uploads are refused (507) when the upload volume's free space
+        /// would fall under this; `0` turns the check off
+        pub upload_min_free_bytes: u64 = "UPLOAD_MIN_FREE_BYTES", Int(0, 1 << 60),
+            default 256 * 1024 * 1024;
         // `None` in development until the binary supplies development keys.
         /// `kid:base64key,…` (32-byte keys); the first encrypts, all decrypt
         pub data_keys: Option<Arc<DataKeys>> = "DATA_ENCRYPTION_KEYS", KeyMaterial
             => "development file";
         /// base64 32-byte HMAC key for email lookups
         pub blind_index_key: Option<Arc<DataKey>> = "BLIND_INDEX_KEY", KeyMaterial
+            => "development file";
+        /// base64 32-byte HMAC key sealing the audit chain; never rotated
+        /// (entries verify only under the key that wrote them)
+        pub audit_chain_key: Option<Arc<DataKey>> = "AUDIT_CHAIN_KEY", KeyMaterial
             => "development file";
         pub mail: MailConfig = group;
         /// refuse login to unverified accounts
@@ -230,6 +243,9 @@ impl Config {
         }
         if production && config.blind_index_key.is_none() && r.raw("BLIND_INDEX_KEY").is_none() {
             r.problem("BLIND_INDEX_KEY", "is required in production");
+        }
+        if production && config.audit_chain_key.is_none() && r.raw("AUDIT_CHAIN_KEY").is_none() {
+            r.problem("AUDIT_CHAIN_KEY", "is required in production");
         }
         config
     }

@@ -13,6 +13,7 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("JWT_SECRET_KEY", SECRET.into()),
         ("DATA_ENCRYPTION_KEYS", format!("k1:{KEY_B64}")),
         ("BLIND_INDEX_KEY", KEY_B64.into()),
+        ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
     ]
 }
@@ -43,6 +44,23 @@ fn defaults_match_the_contract() {
     assert_eq!(c.rate_limit.refresh.to_string(), "10/minute");
     assert_eq!(c.rate_limit.api_key_per_minute, 600);
     assert_eq!(c.max_upload_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.upload_quota_bytes, 104_857_600);
+    assert_eq!(c.upload_quota_files, 1000);
+    assert_eq!(c.upload_min_free_bytes, 268_435_456);
+}
+
+#[test]
+fn the_audit_chain_key_is_required_in_production_and_never_shown() {
+    let without: Vec<_> = production_ok()
+        .into_iter()
+        .filter(|(k, _)| *k != "AUDIT_CHAIN_KEY")
+        .collect();
+    let err = Config::from_vars(without).unwrap_err();
+    assert_eq!(problem_vars(&err), vec!["AUDIT_CHAIN_KEY"]);
+    let err = load(&[("AUDIT_CHAIN_KEY", "dG9vIHNob3J0")]).unwrap_err();
+    assert_eq!(problem_vars(&err), vec!["AUDIT_CHAIN_KEY"]);
+    let c = Config::from_vars(production_ok()).unwrap();
+    assert_eq!(c.redacted_view()["AUDIT_CHAIN_KEY"], "[redacted]");
 }
 
 #[test]

@@ -8,8 +8,8 @@
 //! | [`UserAdmin`] | reading, listing, exporting, creating, changing and deleting users |
 //! | [`ApiKeys`] | the caller's API keys and authentication by one |
 //! | [`TwoFactor`] | turning TOTP on and off |
-//! | [`Operations`] | stats, the audit trail, audit pruning, data-key rotation |
-//! | [`FileService`] | uploads and downloads |
+//! | [`Operations`] | stats, the audit trail (verify, checkpoints, pruning), data-key rotation |
+//! | [`FileService`] | uploads (within quota and free space), downloads, the orphan sweep |
 //! | [`SecurityEvents`] | refusals raised at the edge |
 //!
 //! They share a [`Kernel`] (cipher, blind index, clock, audit sink), the
@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub use accounts::{AccountFactory, Accounts, ProfileOutcome, ProfileUpdate, Registration};
 pub use api_keys::{ApiKeyView, ApiKeys, NewApiKey};
 pub use events::{Attempt, SecurityEvents};
-pub use files::{FileDeps, FileDownload, FileService, UploadStream};
+pub use files::{FileDeps, FileDownload, FileService, ORPHAN_GRACE, UploadStream};
 pub use kernel::{Directory, Kernel};
 pub use lockout::Lockout;
 pub use logins::{Logins, TokenPair};
@@ -46,7 +46,7 @@ pub use user_admin::{
 };
 
 use crate::CoreError;
-use crate::audit::{AuditRepo, AuditSink};
+use crate::audit::{AuditSink, AuditTrail};
 use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -65,8 +65,9 @@ pub struct Adapters {
     pub throttle: Arc<dyn LoginThrottle>,
     pub cache: Arc<dyn UserCache>,
     pub audit: Arc<dyn AuditSink>,
-    /// The stored trail (read side: pages, verification, stats).
-    pub audit_log: Arc<dyn AuditRepo>,
+    /// The stored trail (pages, verification, checkpoints, pruning, stats);
+    /// the same one the audit sink appends to, so it knows the head.
+    pub audit_trail: Arc<AuditTrail>,
     pub mfa: Arc<dyn MfaRepo>,
     pub api_keys: Arc<dyn ApiKeyRepo>,
     pub files: Arc<dyn FileRepo>,
@@ -134,7 +135,7 @@ impl UseCases {
             operations: Arc::new(Operations::new(OperationsDeps {
                 directory,
                 sessions: a.sessions,
-                audit_log: a.audit_log,
+                audit: a.audit_trail,
                 throttle: a.throttle,
                 mfa: a.mfa,
             })),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::kernel::Directory;
 use super::principal::Principal;
 use crate::CoreError;
-use crate::audit::{AuditEntry, AuditQuery, AuditRepo, Verification, verify_chain};
+use crate::audit::{AuditEntry, AuditQuery, AuditTrail, ChainPoint, Verification};
 use crate::clock::unix_ms;
 use crate::crypto::FieldCipher;
 use crate::ports::{
@@ -66,7 +66,7 @@ pub struct RotationReport {
 pub struct OperationsDeps {
     pub directory: Directory,
     pub sessions: Arc<dyn SessionRepo>,
-    pub audit_log: Arc<dyn AuditRepo>,
+    pub audit: Arc<AuditTrail>,
     pub throttle: Arc<dyn LoginThrottle>,
     pub mfa: Arc<dyn MfaRepo>,
 }
@@ -100,7 +100,7 @@ impl Operations {
             }
         }
         let day_ago = unix_ms(now - TimeDuration::hours(24));
-        let log = &self.deps.audit_log;
+        let log = self.deps.audit.repo();
         Ok(AdminStats {
             users: UserCounts {
                 total: stats.total,
@@ -128,7 +128,7 @@ impl Operations {
         principal.require(Permission::AdminRead)?;
         let mut q = query.clone();
         q.limit = query.limit + 1;
-        let mut entries = self.deps.audit_log.page(&q).await?;
+        let mut entries = self.deps.audit.repo().page(&q).await?;
         let has_more = entries.len() as u64 > query.limit;
         entries.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
         let next = if has_more {
@@ -139,9 +139,26 @@ impl Operations {
         Ok((entries, next))
     }
 
-    pub async fn verify_audit(&self, principal: &Principal) -> Result<Verification, CoreError> {
+    /// Verifies the whole chain: its links and seals, that it still holds
+    /// the highest entry this instance wrote or saw, and `claimed_head`
+    /// (an `audit_checkpoint` kept outside the database) when given.
+    pub async fn verify_audit(
+        &self,
+        principal: &Principal,
+        claimed_head: Option<ChainPoint>,
+    ) -> Result<Verification, CoreError> {
         principal.require(Permission::AdminRead)?;
-        verify_chain(self.deps.audit_log.as_ref()).await
+        self.deps.audit.verify(claimed_head).await
+    }
+
+    /// Logs the chain's head as an `audit_checkpoint` (`reason`: `startup`,
+    /// `shutdown`), so a copy lives outside the database. A job of the
+    /// process itself: no caller to check.
+    pub async fn audit_checkpoint(
+        &self,
+        reason: &'static str,
+    ) -> Result<Option<ChainPoint>, CoreError> {
+        self.deps.audit.checkpoint(reason).await
     }
 
     /// Deletes audit entries older than `days`, keeping the chain verifiable
@@ -149,7 +166,7 @@ impl Operations {
     pub async fn prune_audit(&self, days: u32) -> Result<u64, CoreError> {
         let now = self.deps.directory.kernel.now();
         let cutoff = unix_ms(now - TimeDuration::days(i64::from(days)));
-        self.deps.audit_log.prune_before(cutoff).await
+        self.deps.audit.prune_before(cutoff).await
     }
 
     /// Re-encrypts every encrypted field not yet under the primary data key,

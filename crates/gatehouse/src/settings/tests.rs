@@ -17,6 +17,7 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("JWT_SECRET_KEY", SECRET.into()),
         ("DATA_ENCRYPTION_KEYS", format!("k1:{KEY_B64}")),
         ("BLIND_INDEX_KEY", KEY_B64.into()),
+        ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
     ]
 }
@@ -101,6 +102,7 @@ fn production_refusals() {
         ("SECURE_COOKIES", Some("false"), "SECURE_COOKIES"),
         ("DATA_ENCRYPTION_KEYS", None, "DATA_ENCRYPTION_KEYS"),
         ("BLIND_INDEX_KEY", None, "BLIND_INDEX_KEY"),
+        ("AUDIT_CHAIN_KEY", None, "AUDIT_CHAIN_KEY"),
     ];
     for (var, value, expected) in cases {
         let mut vars: Vec<(&str, String)> = production_ok()

@@ -47,6 +47,7 @@ impl Deployment {
             ("JWT_SECRET_KEY", SECRET),
             ("DATA_ENCRYPTION_KEYS", key.as_str()),
             ("BLIND_INDEX_KEY", KEY_B64),
+            ("AUDIT_CHAIN_KEY", KEY_B64),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("METRICS_ADDR", "127.0.0.1:0"),
             ("ARGON2_MEMORY_COST", "64"),
@@ -116,12 +117,29 @@ impl Deployment {
     /// Stops every instance and starts them again on the same data, with
     /// `extra` settings on top (new addresses).
     pub fn restart(&mut self, extra: &[(&str, &str)]) {
+        self.restart_with_logs(extra);
+    }
+
+    /// [`Deployment::restart`], returning the lines each stopped instance
+    /// wrote to stdout (its shutdown included).
+    pub fn restart_with_logs(&mut self, extra: &[(&str, &str)]) -> Vec<Vec<String>> {
         let instances = self.servers.len();
-        for server in self.servers.drain(..) {
-            let (status, _) = server.stop();
-            assert!(status.success(), "clean shutdown: {status}");
-        }
+        let logs = self
+            .servers
+            .drain(..)
+            .map(|server| {
+                let (status, lines) = server.stop();
+                assert!(status.success(), "clean shutdown: {status}");
+                lines
+            })
+            .collect();
         self.launch(instances, extra);
+        logs
+    }
+
+    /// `DATA_DIR` of every instance (uploads, the SQLite database).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
     }
 
     /// The instance that serves request number `n` (round robin).
@@ -190,9 +208,22 @@ impl Deployment {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    /// Runs SQL against the shared schema (PostgreSQL only).
+    /// Runs SQL against the deployment's database: `{schema}.` names the
+    /// shared schema on PostgreSQL and is dropped on SQLite.
     pub async fn sql(&self, statement: &str) {
-        let (admin, name) = self.schema.as_ref().unwrap();
+        let Some((admin, name)) = self.schema.as_ref() else {
+            let url = format!(
+                "sqlite://{}",
+                self.data_dir().join("gatehouse.db").display()
+            );
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(&statement.replace("{schema}.", ""))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            return;
+        };
         sqlx::query(&statement.replace("{schema}", name))
             .execute(admin)
             .await

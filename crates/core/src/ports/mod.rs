@@ -14,6 +14,12 @@ use crate::CoreError;
 use crate::config::LockoutConfig;
 use crate::user::User;
 
+mod files;
+
+pub use files::{
+    BlobEntry, BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo, UploadQuota, UploadUsage,
+};
+
 /// A dependency whose reachability decides readiness (`GET /ready`).
 #[async_trait]
 pub trait HealthProbe: Send + Sync + Debug {
@@ -404,58 +410,4 @@ pub trait ApiKeyRepo: Send + Sync + Debug {
     ) -> Result<bool, CoreError>;
     async fn revoke_key(&self, id: Uuid, user_id: Uuid, now: i64) -> Result<bool, CoreError>;
     async fn touch_key(&self, id: Uuid, now: i64) -> Result<(), CoreError>;
-}
-
-/// A stored file's metadata; its content lives in the [`BlobStore`] under
-/// `storage_key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRecord {
-    pub id: Uuid,
-    pub owner_id: Uuid,
-    /// The client's name, sanitised: metadata only, never part of a path.
-    pub filename: String,
-    pub content_type: String,
-    pub size: i64,
-    /// The content's name in the blob store, chosen by the store.
-    pub storage_key: String,
-    pub created_at: i64,
-}
-
-#[async_trait]
-pub trait FileRepo: Send + Sync + Debug {
-    async fn insert_file(&self, file: &FileRecord) -> Result<(), CoreError>;
-    async fn file_by_id(&self, id: Uuid) -> Result<Option<FileRecord>, CoreError>;
-    /// The owner's files, newest first.
-    async fn files_of_owner(&self, owner: Uuid) -> Result<Vec<FileRecord>, CoreError>;
-    /// True when the row existed.
-    async fn delete_file(&self, id: Uuid) -> Result<bool, CoreError>;
-    /// The storage keys of every file of `owner` (read before the owner is
-    /// deleted: the rows go by cascade, the contents must be removed too).
-    async fn storage_keys_of_owner(&self, owner: Uuid) -> Result<Vec<String>, CoreError>;
-}
-
-/// File contents, a stream of chunks.
-pub type BlobStream = BoxStream<'static, Result<bytes::Bytes, CoreError>>;
-
-/// Where file contents live. Keys are chosen by the store itself, never
-/// derived from client input.
-#[async_trait]
-pub trait BlobStore: Send + Sync + Debug {
-    /// Starts a new blob, invisible under its key until committed.
-    async fn begin(&self) -> Result<Box<dyn BlobWriter>, CoreError>;
-    /// The blob's content; [`CoreError::NotFound`] when it is missing.
-    async fn open(&self, key: &str) -> Result<BlobStream, CoreError>;
-    /// Deletes a blob; one already gone is not an error.
-    async fn remove(&self, key: &str) -> Result<(), CoreError>;
-}
-
-/// A blob being written. Aborted or dropped before [`BlobWriter::commit`]
-/// (a failed or cancelled upload), it leaves nothing behind.
-#[async_trait]
-pub trait BlobWriter: Send + Debug {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), CoreError>;
-    /// Makes the blob complete and durable under its key, and returns it.
-    async fn commit(self: Box<Self>) -> Result<String, CoreError>;
-    /// Discards what was written.
-    async fn abort(self: Box<Self>);
 }

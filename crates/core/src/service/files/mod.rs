@@ -1,6 +1,12 @@
 //! File use cases: upload (streamed, size-capped, type-checked by extension
-//! and content), list, download and delete. Only a file's owner sees it;
-//! holders of `content:delete` may also delete anyone's.
+//! and content, within the owner's quota and the volume's free-space floor),
+//! list, download and delete. Only a file's owner sees it; holders of
+//! `content:delete` may also delete anyone's. The sweep of contents left
+//! without a row is in [`sweep`].
+
+mod sweep;
+
+pub use sweep::ORPHAN_GRACE;
 
 use std::sync::Arc;
 
@@ -17,7 +23,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::clock::from_unix_ms;
 use crate::config::Config;
 use crate::file::{FileInfo, FileKind, SNIFF_BYTES, sanitize_filename};
-use crate::ports::{BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo};
+use crate::ports::{BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo, UploadQuota};
 use crate::rbac::Permission;
 
 /// Ports the file service drives.
@@ -49,6 +55,44 @@ pub type UploadStream<'a> = BoxStream<'a, Result<Bytes, CoreError>>;
 pub struct FileService {
     deps: FileDeps,
     max_upload_bytes: u64,
+    quota: UploadQuota,
+    min_free_bytes: u64,
+}
+
+/// Which limit stops an upload.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Size,
+    Quota,
+    Storage,
+}
+
+/// How many bytes an upload may have, and what stops it past them.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    bytes: u64,
+    limit: Limit,
+}
+
+impl Budget {
+    fn tighten(self, bytes: u64, limit: Limit) -> Self {
+        if bytes < self.bytes {
+            Self { bytes, limit }
+        } else {
+            self
+        }
+    }
+
+    fn exceeded(self) -> CoreError {
+        match self.limit {
+            Limit::Size => CoreError::FileTooLarge,
+            Limit::Quota => CoreError::QuotaExceeded,
+            Limit::Storage => {
+                tracing::warn!("upload refused: the upload volume is at its free-space floor");
+                CoreError::InsufficientStorage
+            }
+        }
+    }
 }
 
 fn to_info(r: &FileRecord) -> FileInfo {
@@ -77,14 +121,44 @@ impl FileService {
         Self {
             deps,
             max_upload_bytes: u64::try_from(config.max_upload_bytes).unwrap_or(u64::MAX),
+            quota: UploadQuota {
+                max_files: config.upload_quota_files,
+                max_bytes: config.upload_quota_bytes,
+            },
+            min_free_bytes: config.upload_min_free_bytes,
         }
+    }
+
+    /// What the owner may still upload: refused at once when the quota is
+    /// used up or the volume is at its floor (nothing is written then).
+    /// The quota is checked again, atomically, when the row is written.
+    async fn budget(&self, owner: Uuid) -> Result<Budget, CoreError> {
+        let usage = self.deps.files.usage_of(owner).await?;
+        if usage.files >= self.quota.max_files || usage.bytes >= self.quota.max_bytes {
+            return Err(CoreError::QuotaExceeded);
+        }
+        let mut budget = Budget {
+            bytes: self.max_upload_bytes,
+            limit: Limit::Size,
+        }
+        .tighten(self.quota.max_bytes - usage.bytes, Limit::Quota);
+        if self.min_free_bytes > 0 {
+            let free = self.deps.blobs.available_bytes().await?;
+            budget = budget.tighten(free.saturating_sub(self.min_free_bytes), Limit::Storage);
+            if budget.bytes == 0 {
+                return Err(budget.exceeded());
+            }
+        }
+        Ok(budget)
     }
 
     /// Stores an upload. The extension is checked before anything is
     /// written, the content's magic bytes as soon as they have arrived, and
-    /// the size on every chunk: the upload never sits whole in memory and
-    /// stops at the first byte past the limit. The row is written only once
-    /// the content is complete; any failure leaves neither row nor content.
+    /// the size on every chunk against the tightest of the size limit, the
+    /// owner's remaining quota and the room above the free-space floor: the
+    /// upload never sits whole in memory and stops at the first byte past
+    /// it. The row is written only once the content is complete, within the
+    /// quota; any failure leaves neither row nor content.
     pub async fn upload(
         &self,
         principal: &Principal,
@@ -98,9 +172,10 @@ impl FileService {
             .as_deref()
             .and_then(FileKind::from_extension)
             .ok_or(CoreError::UnsupportedFileType)?;
+        let budget = self.budget(principal.id()).await?;
 
         let mut writer = self.deps.blobs.begin().await?;
-        let size = match self.receive(kind, body, writer.as_mut()).await {
+        let size = match self.receive(kind, body, writer.as_mut(), budget).await {
             Ok(size) => size,
             Err(e) => {
                 writer.abort().await;
@@ -117,7 +192,7 @@ impl FileService {
             storage_key,
             created_at: self.deps.kernel.now_ms(),
         };
-        if let Err(e) = self.deps.files.insert_file(&record).await {
+        if let Err(e) = self.deps.files.insert_file(&record, &self.quota).await {
             remove_blobs(self.deps.blobs.as_ref(), &[record.storage_key]).await;
             return Err(e);
         }
@@ -138,12 +213,14 @@ impl FileService {
     }
 
     /// Copies `body` into `writer`, judging the content on its first
-    /// [`SNIFF_BYTES`] and counting every byte; returns the size.
+    /// [`SNIFF_BYTES`] and counting every byte against `budget`; returns
+    /// the size.
     async fn receive(
         &self,
         kind: FileKind,
         mut body: UploadStream<'_>,
         writer: &mut dyn BlobWriter,
+        budget: Budget,
     ) -> Result<u64, CoreError> {
         let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
         let mut is_judged = false;
@@ -151,8 +228,8 @@ impl FileService {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             size = size.saturating_add(chunk.len() as u64);
-            if size > self.max_upload_bytes {
-                return Err(CoreError::FileTooLarge);
+            if size > budget.bytes {
+                return Err(budget.exceeded());
             }
             if !is_judged {
                 let wanted = SNIFF_BYTES - head.len();
@@ -173,11 +250,29 @@ impl FileService {
         Ok(size)
     }
 
-    /// The caller's files, newest first.
-    pub async fn list(&self, principal: &Principal) -> Result<Vec<FileInfo>, CoreError> {
+    /// A page of the caller's files, newest first: up to `limit` after the
+    /// file `after` (the previous page's cursor), and the next cursor
+    /// (`None` on the last page).
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<(Vec<FileInfo>, Option<Uuid>), CoreError> {
         principal.require(Permission::ContentRead)?;
-        let rows = self.deps.files.files_of_owner(principal.id()).await?;
-        Ok(rows.iter().map(to_info).collect())
+        let mut rows = self
+            .deps
+            .files
+            .files_of_owner(principal.id(), after, limit.saturating_add(1))
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if has_more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((rows.iter().map(to_info).collect(), next))
     }
 
     /// A file of the caller's. Someone else's is reported as absent, so ids

@@ -1,0 +1,215 @@
+//! The stored trail as the service drives it: appends sealed with the chain
+//! key, the head this instance has written or seen (kept in memory, so a
+//! truncation by someone with database access shows), checkpoints of that
+//! head in the log (a copy outside the database), verification, pruning.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::chain::{
+    AuditDraft, AuditEntry, AuditQuery, AuditRepo, ChainKey, ChainPoint, same_hash,
+};
+use super::verify::{Expected, Verification, verify_chain};
+use super::{AuditEvent, AuditSink, LogAuditSink};
+use crate::CoreError;
+use crate::clock::Clock;
+
+/// An `audit_checkpoint` line is logged for every entry whose sequence is a
+/// multiple of this (whichever instance writes it), and at shutdown.
+pub const CHECKPOINT_EVERY: i64 = 1000;
+
+/// What this instance knows of the chain's head.
+#[derive(Debug, Default)]
+struct Known {
+    head: Option<ChainPoint>,
+    /// Set once the chain was seen going backwards: the head is kept as
+    /// evidence and no longer advances, so every later verify fails.
+    is_frozen: bool,
+}
+
+/// The stored trail with its key and the head this instance knows.
+#[derive(Debug)]
+pub struct AuditTrail {
+    repo: Arc<dyn AuditRepo>,
+    key: ChainKey,
+    known: Mutex<Known>,
+}
+
+/// Writes the head to the log (target `gatehouse::security`).
+fn log_checkpoint(head: &ChainPoint, reason: &'static str) {
+    tracing::info!(
+        target: "gatehouse::security",
+        event = "audit_checkpoint",
+        seq = head.seq,
+        hash = %head.hash,
+        reason,
+        "audit checkpoint"
+    );
+}
+
+impl AuditTrail {
+    pub fn new(repo: Arc<dyn AuditRepo>, key: ChainKey) -> Self {
+        Self {
+            repo,
+            key,
+            known: Mutex::new(Known::default()),
+        }
+    }
+
+    pub fn repo(&self) -> &dyn AuditRepo {
+        self.repo.as_ref()
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        // The state is two plain fields: a panic elsewhere cannot leave it
+        // half-written.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The highest entry this instance has written or seen.
+    pub fn known_head(&self) -> Option<ChainPoint> {
+        self.known().head.clone()
+    }
+
+    /// Raises the known head to `point` if it is higher.
+    fn observe(&self, point: ChainPoint) {
+        let mut known = self.known();
+        if !known.is_frozen && known.head.as_ref().is_none_or(|h| point.seq > h.seq) {
+            known.head = Some(point);
+        }
+    }
+
+    /// Appends an entry sealed with the chain key, and logs a checkpoint
+    /// every [`CHECKPOINT_EVERY`] entries.
+    pub async fn append(&self, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
+        let before = self.known_head();
+        let entry = self.repo.append(draft, &self.key).await?;
+        // An append takes the next sequence after everything that existed
+        // when it started: a lower one, or a different link to the entry we
+        // knew, means entries were removed or rewritten underneath us.
+        let rolled_back = before.as_ref().is_some_and(|b| {
+            entry.seq <= b.seq || (entry.seq == b.seq + 1 && !same_hash(&entry.prev_hash, &b.hash))
+        });
+        let point = ChainPoint {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        };
+        if rolled_back {
+            let mut known = self.known();
+            if !known.is_frozen {
+                known.is_frozen = true;
+                tracing::error!(
+                    target: "gatehouse::security",
+                    known_seq = before.as_ref().map(|b| b.seq),
+                    appended_seq = entry.seq,
+                    "audit chain went backwards: entries were removed or rewritten"
+                );
+            }
+        } else {
+            self.observe(point.clone());
+        }
+        if entry.seq % CHECKPOINT_EVERY == 0 {
+            log_checkpoint(&point, "interval");
+        }
+        Ok(entry)
+    }
+
+    /// Verifies the chain against its links, the known head and, when
+    /// given, the head the caller names. A valid chain's end counts as seen.
+    pub async fn verify(&self, claimed: Option<ChainPoint>) -> Result<Verification, CoreError> {
+        let expected = Expected {
+            instance: self.known_head(),
+            claimed,
+        };
+        let verification = verify_chain(self.repo.as_ref(), &self.key, &expected).await?;
+        if verification.valid
+            && let Some(head) = &verification.head
+        {
+            self.observe(head.clone());
+        }
+        Ok(verification)
+    }
+
+    /// Reads the stored head, counts it as seen, and logs the known head as
+    /// an `audit_checkpoint` (`reason`: `startup`, `shutdown`). Returns it.
+    pub async fn checkpoint(&self, reason: &'static str) -> Result<Option<ChainPoint>, CoreError> {
+        let newest = self
+            .repo
+            .page(&AuditQuery {
+                limit: 1,
+                ..AuditQuery::default()
+            })
+            .await?;
+        if let Some(e) = newest.into_iter().next() {
+            let known = self.known_head();
+            if known.as_ref().is_some_and(|k| e.seq < k.seq) {
+                tracing::error!(
+                    target: "gatehouse::security",
+                    stored_seq = e.seq,
+                    known_seq = known.map(|k| k.seq),
+                    "audit chain ends before the head this instance knows"
+                );
+            }
+            self.observe(ChainPoint {
+                seq: e.seq,
+                hash: e.hash,
+            });
+        }
+        let head = self.known_head();
+        if let Some(head) = &head {
+            log_checkpoint(head, reason);
+        }
+        Ok(head)
+    }
+
+    /// Deletes entries older than `cutoff` (ms), anchoring the rest.
+    pub async fn prune_before(&self, cutoff: i64) -> Result<u64, CoreError> {
+        self.repo.prune_before(cutoff, &self.key).await
+    }
+}
+
+/// Logs every event and appends it to the stored, hash-chained trail.
+#[derive(Debug, Clone)]
+pub struct StoredAuditSink {
+    trail: Arc<AuditTrail>,
+    clock: Arc<dyn Clock>,
+}
+
+impl StoredAuditSink {
+    pub fn new(trail: Arc<AuditTrail>, clock: Arc<dyn Clock>) -> Self {
+        Self { trail, clock }
+    }
+}
+
+#[async_trait]
+impl AuditSink for StoredAuditSink {
+    async fn record(&self, e: AuditEvent) {
+        let draft = AuditDraft {
+            id: Uuid::now_v7(),
+            at: self.clock.now_ms(),
+            event: e.kind.as_str().to_owned(),
+            outcome: e.outcome.as_str().to_owned(),
+            actor_id: e.actor_id,
+            target_id: e.target_id,
+            ip: e.meta.ip.clone(),
+            user_agent: e.meta.user_agent.clone(),
+            request_id: e.meta.request_id.clone(),
+            details: if e.details.is_null() {
+                "{}".to_owned()
+            } else {
+                e.details.to_string()
+            },
+        };
+        LogAuditSink.record(e).await;
+        if let Err(err) = self.trail.append(&draft).await {
+            tracing::error!(
+                target: "gatehouse::security",
+                event = %draft.event,
+                error = %err,
+                "audit entry could not be stored"
+            );
+        }
+    }
+}
