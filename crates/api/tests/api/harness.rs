@@ -113,7 +113,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                let db = Database::connect(&url, Default::default()).await.unwrap();
+                let db = Database::connect(&url, test_pool()).await.unwrap();
                 db.migrate().await.unwrap();
                 Self {
                     db,
@@ -467,5 +467,14 @@ impl TestApp {
             None => Body::empty(),
         };
         self.send(req.body(body).unwrap()).await
+    }
+}
+
+/// Pool settings for tests: a generous wait for a connection, since the
+/// whole suite runs in parallel on a small machine.
+fn test_pool() -> gatehouse_store::PoolSettings {
+    gatehouse_store::PoolSettings {
+        acquire_timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
     }
 }
