@@ -1,6 +1,7 @@
 //! Sign-in and sessions: login (password, then the second factor when 2FA
 //! is on), refresh (rotation with reuse detection), logout, and the
-//! per-request check of an access token against the user's current state.
+//! per-request check of an access token against the user's current state
+//! (those three in `sessions`).
 
 use std::time::Duration;
 
@@ -12,16 +13,16 @@ use uuid::Uuid;
 use super::kernel::Directory;
 use super::lockout::{Attempt, Lockout};
 use super::logins::{Logins, TokenPair};
-use super::principal::Principal;
 use super::two_factor::SecondFactor;
+
+mod sessions;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::PasswordHasher;
-use crate::auth::refresh;
 use crate::auth::tokens::{Grant, TokenKeys, TokenType};
 use crate::clock::unix_ms;
 use crate::config::Config;
-use crate::ports::{RefreshLookup, Rotation, UserRecord};
+use crate::ports::UserRecord;
 use crate::user::{Email, FieldProblem, User, mask_email};
 
 /// Lifetime of the token between the two login steps.
@@ -338,167 +339,5 @@ impl SignIn {
         let user = self.deps.directory.kernel.to_user(&record)?;
         let details = json!({"second_factor": true});
         self.complete(user, attempt, details, meta, now).await
-    }
-
-    /// Exchanges a refresh token for a new pair. A token already exchanged
-    /// means it was copied: the whole login is revoked (RFC 9700 §4.14.2).
-    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> Result<TokenPair, CoreError> {
-        let now = self.now();
-        let logins = &self.deps.logins;
-        let lookup = logins
-            .sessions
-            .find_refresh(&refresh::digest(token))
-            .await?
-            .ok_or(CoreError::InvalidRefreshToken)?;
-        if lookup.used_at.is_some() {
-            return Err(self.reuse_detected(&lookup, meta, now).await);
-        }
-        if lookup.session_revoked_at.is_some() || lookup.expires_at <= unix_ms(now) {
-            return Err(CoreError::InvalidRefreshToken);
-        }
-        let user = match self.deps.directory.current(lookup.user_id).await? {
-            Some(u) if u.is_active => u,
-            _ => {
-                logins.revoke(lookup.session_id, now).await?;
-                return Err(CoreError::InvalidRefreshToken);
-            }
-        };
-        let issued = refresh::generate()?;
-        let next = crate::ports::NewRefreshToken {
-            id: Uuid::now_v7(),
-            session_id: lookup.session_id,
-            digest: issued.digest,
-            created_at: unix_ms(now),
-            expires_at: logins.refresh_expiry(now),
-        };
-        match logins
-            .sessions
-            .rotate(lookup.token_id, &next, unix_ms(now))
-            .await?
-        {
-            Rotation::Rotated => {}
-            Rotation::AlreadyUsed => return Err(self.reuse_detected(&lookup, meta, now).await),
-            Rotation::SessionRevoked => return Err(CoreError::InvalidRefreshToken),
-        }
-        self.audit(
-            AuditEvent::new(EventKind::TokenRefreshed, Outcome::Success, meta)
-                .actor(user.id)
-                .target(user.id)
-                .details(json!({"session_id": lookup.session_id})),
-        )
-        .await;
-        logins.pair(&user, lookup.session_id, issued.token, now)
-    }
-
-    async fn reuse_detected(
-        &self,
-        lookup: &RefreshLookup,
-        meta: &RequestMeta,
-        now: OffsetDateTime,
-    ) -> CoreError {
-        if let Err(e) = self.deps.logins.revoke(lookup.session_id, now).await {
-            return e;
-        }
-        tracing::warn!(
-            target: "gatehouse::security",
-            user_id = %lookup.user_id,
-            session_id = %lookup.session_id,
-            "refresh token reused: session revoked"
-        );
-        self.audit(
-            AuditEvent::new(EventKind::RefreshTokenReused, Outcome::Failure, meta)
-                .target(lookup.user_id)
-                .details(json!({"session_id": lookup.session_id})),
-        )
-        .await;
-        CoreError::InvalidRefreshToken
-    }
-
-    /// Ends a login: revokes the refresh token's session and denies the
-    /// presented access token until it expires. Idempotent.
-    pub async fn logout(
-        &self,
-        refresh_token: Option<&str>,
-        access_token: Option<&str>,
-        meta: &RequestMeta,
-    ) -> Result<(), CoreError> {
-        let now = self.now();
-        let logins = &self.deps.logins;
-        let mut actor = None;
-        if let Some(token) = refresh_token
-            && let Some(lookup) = logins
-                .sessions
-                .find_refresh(&refresh::digest(token))
-                .await?
-        {
-            logins.revoke(lookup.session_id, now).await?;
-            actor = Some(lookup.user_id);
-        }
-        // A Bearer token alone ends its whole login, refresh tokens included.
-        if let Some(token) = access_token
-            && let Ok(claims) = logins.keys.verify(token, TokenType::Access, now)
-        {
-            match claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok()) {
-                Some(sid) => logins.revoke(sid, now).await?,
-                None => logins.denylist.deny(&claims.jti, claims.exp).await?,
-            }
-            actor = actor.or_else(|| claims.sub.parse().ok());
-        }
-        let mut event = AuditEvent::new(EventKind::Logout, Outcome::Success, meta);
-        if let Some(id) = actor {
-            event = event.actor(id).target(id);
-        }
-        self.audit(event).await;
-        Ok(())
-    }
-
-    /// Verifies an access token and checks it against the user's current
-    /// state: deleted, deactivated, credentials changed, logged out or
-    /// session revoked all refuse it on the next request.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, CoreError> {
-        let claims = self
-            .deps
-            .logins
-            .keys
-            .verify(token, TokenType::Access, self.now())
-            .map_err(|_| CoreError::InvalidToken)?;
-        let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidToken)?;
-        // Every access token belongs to a login, checked on every request.
-        let session_id = claims
-            .sid
-            .as_deref()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or(CoreError::InvalidToken)?;
-        let logins = &self.deps.logins;
-        let sid_key = format!("sid:{session_id}");
-        // The shared denylist answers first; when it cannot, the stored
-        // state is read directly rather than trusting what was cached.
-        let fresh = match logins.denylist.any_denied(&[&claims.jti, &sid_key]).await {
-            Ok(true) => return Err(CoreError::InvalidToken),
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "denylist unavailable; login checked in the store");
-                true
-            }
-        };
-        if !logins.is_live(session_id, user_id, fresh).await? {
-            return Err(CoreError::InvalidToken);
-        }
-        let user = self
-            .deps
-            .directory
-            .current(user_id)
-            .await?
-            .ok_or(CoreError::InvalidToken)?;
-        if !user.is_active || user.auth_version != claims.ver {
-            return Err(CoreError::InvalidToken);
-        }
-        Ok(Principal {
-            user,
-            jti: claims.jti.clone(),
-            expires_at: claims.exp,
-            session_id: Some(session_id),
-            api_key: None,
-        })
     }
 }
