@@ -42,7 +42,18 @@ fn defaults_match_the_contract() {
     assert_eq!(c.rate_limit.register.to_string(), "3/minute");
     assert_eq!(c.rate_limit.refresh.to_string(), "10/minute");
     assert_eq!(c.rate_limit.api_key_per_minute, 600);
+    assert_eq!(c.rate_limit.ipv6_prefix, 64);
     assert_eq!(c.max_upload_bytes, 10 * 1024 * 1024);
+}
+
+#[test]
+fn ipv6_prefix_is_bounded() {
+    for bad in ["16", "129", "x"] {
+        let err = load(&[("RATE_LIMIT_IPV6_PREFIX", bad)]).unwrap_err();
+        assert_eq!(problem_vars(&err), vec!["RATE_LIMIT_IPV6_PREFIX"], "{bad}");
+    }
+    let c = load(&[("RATE_LIMIT_IPV6_PREFIX", "56")]).unwrap();
+    assert_eq!(c.rate_limit.ipv6_prefix, 56);
 }
 
 #[test]
