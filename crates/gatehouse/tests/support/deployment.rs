@@ -188,13 +188,52 @@ impl Deployment {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    /// Runs SQL against the shared schema (PostgreSQL only).
+    /// Runs SQL against the deployment's database: the shared schema on
+    /// PostgreSQL (named `{schema}` in the statement), the SQLite file
+    /// otherwise.
     pub async fn sql(&self, statement: &str) {
-        let (admin, name) = self.schema.as_ref().unwrap();
+        let Some((admin, name)) = self.schema.as_ref() else {
+            let file = self._dir.path().join("data/gatehouse.db");
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+            return;
+        };
         sqlx::query(&statement.replace("{schema}", name))
             .execute(admin)
             .await
             .unwrap();
+    }
+
+    /// Makes `name` (`name@example.com`, [`PASSWORD`]) an admin with the
+    /// `create-admin` command, on the deployment's settings; its access token.
+    pub async fn admin(&self, name: &str) -> String {
+        use std::io::Write;
+        use std::process::Stdio;
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut child = gatehouse(self._dir.path(), &pairs)
+            .args(["create-admin", "--username", name, "--email"])
+            .arg(format!("{name}@example.com"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "create-admin {name}: {out:?}");
+        self.token(name).await
+    }
+
+    /// Instance `n`'s public listener, as `host:port`.
+    pub fn addr(&self, n: usize) -> &str {
+        self.base(n).trim_start_matches("http://")
     }
 
     /// Stops every instance and drops the schema.
