@@ -18,7 +18,8 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use reqwest::Method;
 use serde_json::json;
-use support::deployment::{Backend, Deployment, PASSWORD, backends};
+use support::deployment::{Backend, Deployment, PASSWORD, SECRET, backends};
+use support::{gatehouse, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
@@ -326,4 +327,36 @@ async fn a_stream_past_its_time_limit_is_cut() {
     // A complete chunked body ends with the last, empty chunk.
     assert!(!rest.ends_with(b"0\r\n\r\n"), "the export ran to its end");
     d.stop().await;
+}
+
+/// SIGTERM is not held up by connections that never finish their headers
+/// (long header timeout and grace here, so only the shutdown can close them),
+/// and an idle keep-alive connection is closed too.
+#[tokio::test]
+async fn shutdown_is_not_held_by_unfinished_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("JWT_SECRET_KEY", SECRET),
+        ("HTTP_HEADER_READ_TIMEOUT_SECS", "3600"),
+        ("SHUTDOWN_GRACE_SECS", "3600"),
+    ];
+    let server = serve(gatehouse(dir.path(), &vars));
+    let mut open = Vec::new();
+    for opening in [&b""[..], b"GET /health HTTP/1.1\r\nHost: localhost\r\n"] {
+        let mut conn = TcpStream::connect(&server.addr).await.unwrap();
+        conn.write_all(opening).await.unwrap();
+        open.push(conn);
+    }
+    let mut idle = TcpStream::connect(&server.addr).await.unwrap();
+    idle.write_all(HEALTH).await.unwrap();
+    assert!(read_response(&mut idle).await.starts_with("http/1.1 200"));
+    open.push(idle);
+    let stopped = timeout(BOUND, tokio::task::spawn_blocking(move || server.stop())).await;
+    let (status, _) = stopped.expect("stopped within the bound").unwrap();
+    assert!(status.success(), "{status}");
+    for conn in &mut open {
+        until_closed(conn).await;
+    }
 }
