@@ -1,6 +1,7 @@
 //! The HTTP layer's settings (CORS, hosts, proxies, cookies, body limit,
-//! validation details, docs, HSTS, time limit, TLS), declared once like the
-//! domain's, and [`AppConfig`]: everything the state is configured with.
+//! validation details, docs, HSTS, time limit, TLS, connections), declared
+//! once like the domain's, and [`AppConfig`]: everything the state is
+//! configured with.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -53,6 +54,28 @@ impl TlsConfig {
 }
 
 gatehouse_core::settings! {
+    /// What one client may hold: connections that are slow to send their
+    /// headers, idle between requests, or slow to read a response, and how
+    /// many connections are served at once.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ConnectionConfig {
+        /// a connection is closed when complete request headers have not
+        /// arrived within it (from accept for the first request, from its
+        /// first byte for a later one)
+        pub header_read_timeout: Duration = "HTTP_HEADER_READ_TIMEOUT_SECS",
+            Span::secs(1, 3600), default 10;
+        /// a keep-alive connection with no request for this long is closed
+        pub idle_timeout: Duration = "HTTP_IDLE_TIMEOUT_SECS", Span::secs(1, 86_400),
+            default 60;
+        /// connections served at once; more wait unaccepted
+        pub max_connections: u32 = "MAX_CONNECTIONS", Int(1, 1_000_000), default 10_000;
+        /// a response still being sent this long after it began (an export,
+        /// a download, a client that stopped reading) is cut
+        pub stream_max: Duration = "STREAM_MAX_SECS", Span::secs(1, 86_400), default 600;
+    }
+}
+
+gatehouse_core::settings! {
     /// The HTTP layer's settings, validated.
     #[derive(Debug)]
     pub struct HttpConfig given (production: bool) {
@@ -79,6 +102,7 @@ gatehouse_core::settings! {
         pub request_timeout: Duration = "REQUEST_TIMEOUT_SECS", Span::secs(1, 3600),
             default 30;
         pub tls: TlsConfig = group;
+        pub connections: ConnectionConfig = group;
     }
 }
 

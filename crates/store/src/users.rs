@@ -1,13 +1,12 @@
 //! `UserRepo` on both backends.
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use gatehouse_core::CoreError;
 use gatehouse_core::ports::{
     NewUser, PasswordChange, Reencrypted, UserChanges, UserFilter, UserRecord, UserRepo, UserStats,
 };
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{Database, map_err};
@@ -83,6 +82,9 @@ fn filter_sql(filter: &UserFilter) -> (String, Vec<String>) {
     };
     (sql, params)
 }
+
+/// Users per page of an export: each page is one short query.
+const STREAM_PAGE: u64 = 500;
 
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -348,34 +350,28 @@ impl UserRepo for Database {
     }
 
     fn stream(&self, filter: &UserFilter) -> BoxStream<'static, Result<UserRecord, CoreError>> {
-        let (clause, params) = filter_sql(filter);
-        let sql = format!("SELECT {COLUMNS} FROM users{clause} ORDER BY id");
-        // A task owns the query and feeds a small bounded channel: the
-        // reader's pace (the HTTP client's) throttles the cursor, and a
-        // dropped reader ends the task at its next send.
-        let (tx, rx) = mpsc::channel::<Result<UserRecord, CoreError>>(64);
         let db = self.clone();
-        tokio::spawn(async move {
-            let result: Result<(), sqlx::Error> = on_pool!(&db, pool => async {
-                let mut q = sqlx::query_as::<_, Row>(&sql);
-                for p in &params {
-                    q = q.bind(p);
-                }
-                let mut rows = q.fetch(pool);
-                while let Some(row) = rows.next().await {
-                    if tx.send(row.map(UserRecord::from).map_err(map_err)).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            }.await);
-            if let Err(e) = result {
-                let _ = tx.send(Err(map_err(e))).await;
+        let filter = filter.clone();
+        // Keyset pages by id, each one short query: the connection is back
+        // in the pool before a row of the page is handed on, so a reader as
+        // slow as its HTTP client holds none. `Some(after)`: the next page
+        // starts after that id; `None`: the last page was read.
+        futures_util::stream::try_unfold(Some(None), move |next: Option<Option<Uuid>>| {
+            let (db, filter) = (db.clone(), filter.clone());
+            async move {
+                let Some(after) = next else {
+                    return Ok(None);
+                };
+                let rows = db.list_after(&filter, after, STREAM_PAGE).await?;
+                let next = match rows.last() {
+                    Some(last) if rows.len() as u64 == STREAM_PAGE => Some(Some(last.id)),
+                    _ => None,
+                };
+                Ok(Some((rows, next)))
             }
-        });
-        futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
         })
+        .map_ok(|rows| futures_util::stream::iter(rows.into_iter().map(Ok)))
+        .try_flatten()
         .boxed()
     }
 }

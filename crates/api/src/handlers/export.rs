@@ -1,7 +1,7 @@
 //! `GET /api/v1/users/export?format=ndjson|csv` (users:read): every matching
-//! user, streamed from a database cursor straight into the response.
+//! user, read page by page and streamed into the response, which ends after
+//! `STREAM_MAX_SECS`.
 
-use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use crate::error::{ApiError, FieldError};
 use crate::extract::{Meta, Require, perm};
 use crate::responses::{Forbidden, ValidationFailed};
 use crate::state::AppState;
+use crate::streams;
 
 #[derive(Debug, Default, Deserialize)]
 struct RawExport {
@@ -140,14 +141,14 @@ pub async fn export(
             Err(std::io::Error::other("export aborted"))
         }
     });
+    let stream_max = state.http().connections.stream_max;
     let body = match format {
-        Format::Csv => Body::from_stream(
-            futures_util::stream::once(async {
-                Ok::<_, std::io::Error>(Bytes::from_static(CSV_HEADER.as_bytes()))
-            })
-            .chain(lines),
+        Format::Csv => streams::bounded(
+            futures_util::stream::iter([Ok(Bytes::from_static(CSV_HEADER.as_bytes()))])
+                .chain(lines),
+            stream_max,
         ),
-        Format::Ndjson => Body::from_stream(lines),
+        Format::Ndjson => streams::bounded(lines, stream_max),
     };
     let (content_type, file) = match format {
         Format::Csv => (

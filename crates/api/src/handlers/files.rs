@@ -2,7 +2,6 @@
 //! disk), list, download (streamed back) and delete.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, RawQuery, State};
 use axum::http::StatusCode;
@@ -23,6 +22,7 @@ use crate::responses::{
     Forbidden, InsufficientStorage, NotFound, UnsupportedFileType, UploadTooLarge, ValidationFailed,
 };
 use crate::state::AppState;
+use crate::streams;
 
 /// The multipart part that carries the file.
 const FILE_FIELD: &str = "file";
@@ -297,7 +297,7 @@ pub async fn download(
             (CONTENT_LENGTH, HeaderValue::from(file.info.size)),
             (CONTENT_DISPOSITION, attachment(&file.info.filename)),
         ],
-        Body::from_stream(file.content),
+        streams::bounded(file.content, state.http().connections.stream_max),
     )
         .into_response())
 }

@@ -2,6 +2,7 @@
 //! request arrived over HTTPS, the caller's trace id, and the one access-log
 //! line (and metrics sample) per request.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
@@ -15,6 +16,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 use uuid::Uuid;
 
+use crate::config::HttpConfig;
 use crate::metrics;
 use crate::middleware::trace_context::{self, TRACEPARENT};
 use crate::state::AppState;
@@ -59,6 +61,32 @@ fn is_valid_request_id(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The client IP, and whether the socket peer is a trusted proxy.
+fn client(config: &HttpConfig, req: &Request) -> (Option<IpAddr>, bool) {
+    // An IPv4 peer on a dual-stack socket arrives mapped into IPv6.
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+    else {
+        return (None, false);
+    };
+    if !config.trusted_proxies.iter().any(|n| n.contains(&peer)) {
+        return (Some(peer), false);
+    }
+    // Every line, in order: together they are one list (RFC 9110 §5.3). A
+    // line that is not text reads as a malformed hop, which ends the walk.
+    let forwarded_for: Vec<Cow<'_, str>> = req
+        .headers()
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    let lines = forwarded_for.iter().map(AsRef::as_ref);
+    let client_ip = network::client_ip(peer, lines, &config.trusted_proxies);
+    (Some(client_ip), true)
+}
+
 /// What [`begin`] learned about a request, for [`Started::finish`].
 #[derive(Debug)]
 pub struct Started {
@@ -85,17 +113,7 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
         }
     };
     let config = state.http();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let is_trusted_peer =
-        peer.is_some_and(|ip| config.trusted_proxies.iter().any(|n| n.contains(&ip)));
-    let forwarded_for = req
-        .headers()
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok());
-    let client_ip = peer.map(|ip| network::client_ip(ip, forwarded_for, &config.trusted_proxies));
+    let (client_ip, is_trusted_peer) = client(config, req);
     // X-Forwarded-Proto is believed only from a trusted proxy.
     let forwarded_https = is_trusted_peer
         && req

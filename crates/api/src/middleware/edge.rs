@@ -74,6 +74,13 @@ pub struct Edge<S> {
     plain_cors: Arc<HeaderMap>,
 }
 
+impl<S> Edge<S> {
+    /// The state the application was built with (its settings included).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}
+
 /// The service a request goes on to.
 enum Next<S> {
     /// Boxed: the policy is large and this is the less common path.

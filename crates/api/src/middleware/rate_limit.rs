@@ -11,6 +11,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either};
 use gatehouse_core::audit::RequestMeta;
+use gatehouse_core::network;
 use gatehouse_core::ratelimit::{Decision, Rate};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower::{Layer, Service};
@@ -135,11 +136,15 @@ where
         Policy::Refresh => config.refresh,
     };
     let ctx = req.extensions().get::<RequestContext>().cloned();
-    let ip = ctx
-        .as_ref()
-        .and_then(|c| c.client_ip)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let key = format!("rl:{}:ip:{ip}", policy.scope());
+    let client_ip = ctx.as_ref().and_then(|c| c.client_ip);
+    // Counted per client network (an IPv6 /64 by default), recorded with the
+    // address itself.
+    let subject = client_ip.map_or_else(
+        || "unknown".to_owned(),
+        |ip| network::limit_subject(ip, config.ipv6_prefix).to_string(),
+    );
+    let key = format!("rl:{}:ip:{subject}", policy.scope());
+    let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     // Owned (reference-counted) so no borrow of the request lives across
     // the limiter's await.
     let route = req.extensions().get::<MatchedPath>().cloned();

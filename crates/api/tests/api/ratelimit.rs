@@ -1,7 +1,7 @@
 //! Per-IP rate limits: the global one and the stricter auth ones, their
-//! headers, trusted-proxy resolution, and the security event.
+//! headers, trusted-proxy resolution, IPv6 networks, and the security event.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -129,6 +129,117 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     login_from(&app_proxied, [10, 0, 0, 9], 7, Some("203.0.113.2"))
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+/// A login attempt from `peer`, with one `X-Forwarded-For` line per entry
+/// of `forwarded` (in order).
+async fn login_via(app: &TestApp, peer: &str, n: usize, forwarded: &[&str]) -> StatusCode {
+    let body = json!({"email": format!("nobody{n}@example.com"), "password": "x"});
+    let mut req = Request::post("/api/v1/auth/login").header("content-type", "application/json");
+    for line in forwarded {
+        req = req.header("x-forwarded-for", *line);
+    }
+    let mut req = req.body(Body::from(body.to_string())).unwrap();
+    let peer: IpAddr = peer.parse().unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(peer, 5555)));
+    app.send(req).await.status
+}
+
+const LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+const ANSWERED: StatusCode = StatusCode::UNAUTHORIZED;
+
+#[tokio::test]
+async fn an_ipv6_client_is_its_64_network() {
+    let app = app(&[]).await;
+    for n in 0..5 {
+        let peer = format!("2001:db8:1:2::{n}");
+        assert_eq!(login_via(&app, &peer, n, &[]).await, ANSWERED);
+    }
+    // Another address of the same /64: the same bucket.
+    assert_eq!(
+        login_via(&app, "2001:db8:1:2:ffff::9", 5, &[]).await,
+        LIMITED
+    );
+    // The next /64 is another client.
+    assert_eq!(login_via(&app, "2001:db8:1:3::1", 6, &[]).await, ANSWERED);
+
+    // The prefix is a setting: /128 counts every address on its own.
+    let app = app_with_prefix("128").await;
+    for n in 0..5 {
+        assert_eq!(login_via(&app, "2001:db8::1", n, &[]).await, ANSWERED);
+    }
+    assert_eq!(login_via(&app, "2001:db8::1", 5, &[]).await, LIMITED);
+    assert_eq!(login_via(&app, "2001:db8::2", 6, &[]).await, ANSWERED);
+}
+
+async fn app_with_prefix(prefix: &str) -> TestApp {
+    app(&[("RATE_LIMIT_IPV6_PREFIX", prefix)]).await
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_client_counts_as_ipv4() {
+    let app = app(&[]).await;
+    for n in 0..5 {
+        assert_eq!(
+            login_via(&app, "::ffff:203.0.113.5", n, &[]).await,
+            ANSWERED
+        );
+    }
+    // The same IPv4 client, however it arrives.
+    assert_eq!(login_via(&app, "203.0.113.5", 5, &[]).await, LIMITED);
+    // Its IPv6 /64 neighbour is another IPv4 client, not the same network.
+    assert_eq!(
+        login_via(&app, "::ffff:203.0.113.6", 6, &[]).await,
+        ANSWERED
+    );
+}
+
+#[tokio::test]
+async fn a_second_forwarded_for_line_names_the_client() {
+    // A proxy that adds its own header line instead of appending to the
+    // client's: both lines count, in order (RFC 9110 §5.3).
+    let app = app(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    for n in 0..5 {
+        let status = login_via(&app, "10.0.0.9", n, &["198.51.100.1", "203.0.113.7"]).await;
+        assert_eq!(status, ANSWERED);
+    }
+    assert_eq!(
+        login_via(&app, "10.0.0.9", 5, &["198.51.100.1", "203.0.113.7"]).await,
+        LIMITED
+    );
+    // Another client behind the same proxy has its own bucket, whatever the
+    // first line says.
+    assert_eq!(
+        login_via(
+            &app,
+            "10.0.0.9",
+            6,
+            &["198.51.100.1", "203.0.113.8, 10.0.0.2"]
+        )
+        .await,
+        ANSWERED
+    );
+}
+
+#[tokio::test]
+async fn a_spoofed_left_most_entry_is_ignored() {
+    let app = app(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    // The client writes a fresh address into its own line on every try; the
+    // proxy's line (and hop) after it name the real client.
+    for n in 0..5 {
+        let spoofed = format!("192.0.2.{n}");
+        let status = login_via(&app, "10.0.0.9", n, &[&spoofed, "203.0.113.9, 10.0.0.2"]).await;
+        assert_eq!(status, ANSWERED);
+    }
+    let status = login_via(
+        &app,
+        "10.0.0.9",
+        5,
+        &["192.0.2.99", "203.0.113.9, 10.0.0.2"],
+    )
+    .await;
+    assert_eq!(status, LIMITED);
 }
 
 #[tokio::test]

@@ -136,6 +136,9 @@ crate::settings! {
         /// per API key
         pub api_key_per_minute: u32 =
             "RATE_LIMIT_API_KEY_PER_MINUTE", Int(1, 1_000_000), default 600;
+        /// bits of an IPv6 client address that make one client: every address
+        /// of its network shares its limits
+        pub ipv6_prefix: u8 = "RATE_LIMIT_IPV6_PREFIX", Int(32, 128), default 64;
     }
 }
 

@@ -43,6 +43,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.rate_limit.register.to_string(), "3/minute");
     assert_eq!(c.rate_limit.refresh.to_string(), "10/minute");
     assert_eq!(c.rate_limit.api_key_per_minute, 600);
+    assert_eq!(c.rate_limit.ipv6_prefix, 64);
     assert_eq!(c.max_upload_bytes, 10 * 1024 * 1024);
     assert_eq!(c.upload_quota_bytes, 104_857_600);
     assert_eq!(c.upload_quota_files, 1000);
@@ -61,6 +62,16 @@ fn the_audit_chain_key_is_required_in_production_and_never_shown() {
     assert_eq!(problem_vars(&err), vec!["AUDIT_CHAIN_KEY"]);
     let c = Config::from_vars(production_ok()).unwrap();
     assert_eq!(c.redacted_view()["AUDIT_CHAIN_KEY"], "[redacted]");
+}
+
+#[test]
+fn ipv6_prefix_is_bounded() {
+    for bad in ["16", "129", "x"] {
+        let err = load(&[("RATE_LIMIT_IPV6_PREFIX", bad)]).unwrap_err();
+        assert_eq!(problem_vars(&err), vec!["RATE_LIMIT_IPV6_PREFIX"], "{bad}");
+    }
+    let c = load(&[("RATE_LIMIT_IPV6_PREFIX", "56")]).unwrap();
+    assert_eq!(c.rate_limit.ipv6_prefix, 56);
 }
 
 #[test]

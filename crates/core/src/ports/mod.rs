@@ -97,8 +97,10 @@ pub trait UserRepo: Send + Sync + Debug {
     /// rotation); rows changed since they were read are left alone. Answers
     /// how many were rewritten.
     async fn set_encrypted(&self, rows: &[Reencrypted]) -> Result<u64, CoreError>;
-    /// Every user matching `filter`, in id order, read from a database
-    /// cursor: memory stays flat however many there are.
+    /// Every user matching `filter`, in id order, read page by page: memory
+    /// stays flat however many there are, and no database connection is
+    /// held between pages, so a slow reader holds none. Not a snapshot:
+    /// users written meanwhile may or may not appear.
     fn stream(&self, filter: &UserFilter) -> BoxStream<'static, Result<UserRecord, CoreError>>;
     /// Counts for `GET /admin/stats`.
     async fn stats(&self) -> Result<UserStats, CoreError>;

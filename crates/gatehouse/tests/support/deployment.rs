@@ -238,6 +238,35 @@ impl Deployment {
             .collect()
     }
 
+    /// Makes `name` (`name@example.com`, [`PASSWORD`]) an admin with the
+    /// `create-admin` command, on the deployment's settings; its access token.
+    pub async fn admin(&self, name: &str) -> String {
+        use std::io::Write;
+        use std::process::Stdio;
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut child = gatehouse(self._dir.path(), &pairs)
+            .args(["create-admin", "--username", name, "--email"])
+            .arg(format!("{name}@example.com"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "create-admin {name}: {out:?}");
+        self.token(name).await
+    }
+
+    /// Instance `n`'s public listener, as `host:port`.
+    pub fn addr(&self, n: usize) -> &str {
+        self.base(n).trim_start_matches("http://")
+    }
+
     /// Stops every instance and drops the schema.
     pub async fn stop(mut self) {
         self.servers.clear();
