@@ -14,6 +14,13 @@ use crate::CoreError;
 use crate::config::LockoutConfig;
 use crate::user::User;
 
+mod mail;
+
+pub use mail::{
+    ClaimedMail, IssuedMail, MailError, MailTokenRecord, MailTokenRepo, Mailer, OutboxMail,
+    OutboxRepo, Settlement, TokenPurpose,
+};
+
 /// A dependency whose reachability decides readiness (`GET /ready`).
 #[async_trait]
 pub trait HealthProbe: Send + Sync + Debug {
@@ -47,6 +54,8 @@ pub struct NewUser {
     /// Lower-cased username (case-insensitive uniqueness).
     pub username_key: String,
     pub email_index: String,
+    /// The verification mail of a registration, stored with the account.
+    pub verification: Option<IssuedMail>,
 }
 
 #[async_trait]
@@ -114,6 +123,11 @@ pub struct PasswordChange {
     pub expected_version: i64,
     pub hash: String,
     pub now: i64,
+    /// A reset: the mail token spent with the change (unused, or nothing
+    /// changes).
+    pub spends: Option<Uuid>,
+    /// The notice to the account's address, queued with the change.
+    pub notice: Option<OutboxMail>,
 }
 
 /// A user's encrypted fields re-encrypted under another key, applied only
