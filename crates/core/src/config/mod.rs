@@ -172,7 +172,7 @@ crate::settings! {
         /// the built-in roots
         pub smtp_tls_ca_file: Option<PathBuf> = "SMTP_TLS_CA_FILE", Path;
         /// SMTP connect and command timeout
-        pub smtp_timeout: Duration = "SMTP_TIMEOUT_SECS", Span::secs(1, 300), default 15;
+        pub smtp_timeout: Duration = "SMTP_TIMEOUT_SECS", Span::secs(1, 60), default 15;
         /// sender of outgoing mail
         pub from: String = "MAIL_FROM", Text, default "Gatehouse <no-reply@localhost>";
         /// the product's name in mails
@@ -188,10 +188,15 @@ impl MailConfig {
     fn check(&mut self, r: &mut Reader, production: bool) {
         let base = self.app_base_url.trim().trim_end_matches('/').to_owned();
         let scheme_ok = base.starts_with("https://") || base.starts_with("http://");
-        if !scheme_ok || base.len() <= "https://".len() || base.contains(['?', '#', ' ']) {
+        // Links are written into HTML attributes as they are: only
+        // characters that need no escaping there are accepted.
+        let plain = base
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"\"'<>&`?#\\".contains(c));
+        if !scheme_ok || base.len() <= "https://".len() || !plain {
             r.problem(
                 "APP_BASE_URL",
-                "expected an http:// or https:// URL without query or fragment",
+                "expected an http:// or https:// URL without query, fragment, quotes or `<>&`",
             );
         }
         self.app_base_url = base;
