@@ -59,6 +59,7 @@ fn production_refuses_missing_secrets() {
         "DATA_ENCRYPTION_KEYS",
         "BLIND_INDEX_KEY",
         "SECURE_COOKIES",
+        "SMTP_URL",
     ] {
         assert!(stderr.contains(var), "{var} not named in {stderr}");
     }

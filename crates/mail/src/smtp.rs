@@ -46,7 +46,10 @@ impl std::fmt::Debug for Endpoint {
             .field("security", &self.security)
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("credentials", &self.credentials.as_ref().map(|_| "[redacted]"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -169,7 +172,10 @@ impl SmtpMailer {
             .from(self.from.clone())
             .to(to)
             .subject(rendered.subject)
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
             .map_err(|_| MailError::Permanent("the message could not be built".into()))
     }
 }
@@ -208,9 +214,12 @@ mod tests {
     #[test]
     fn urls_name_the_security_the_server_and_decoded_credentials() {
         let e = Endpoint::parse("smtp://mail.example.com").unwrap();
-        assert_eq!((e.security, e.port, e.credentials), (Security::Opportunistic, 25, None));
-        let e = Endpoint::parse("smtp+starttls://us%40er:p%3Ass%2Fw@mail.example.com:2587/")
-            .unwrap();
+        assert_eq!(
+            (e.security, e.port, e.credentials),
+            (Security::Opportunistic, 25, None)
+        );
+        let e =
+            Endpoint::parse("smtp+starttls://us%40er:p%3Ass%2Fw@mail.example.com:2587/").unwrap();
         assert_eq!(e.security, Security::StartTls);
         assert_eq!((e.host.as_str(), e.port), ("mail.example.com", 2587));
         assert_eq!(
@@ -219,7 +228,10 @@ mod tests {
         );
         assert!(!format!("{e:?}").contains("p:ss"));
         let e = Endpoint::parse("smtps://[::1]").unwrap();
-        assert_eq!((e.security, e.host.as_str(), e.port), (Security::Implicit, "::1", 465));
+        assert_eq!(
+            (e.security, e.host.as_str(), e.port),
+            (Security::Implicit, "::1", 465)
+        );
         assert!(Endpoint::parse("smtp://h:x").is_err());
         assert!(Endpoint::parse("smtp://h/path").is_err());
         assert!(Endpoint::parse("http://h").is_err());

@@ -98,7 +98,10 @@ impl Templates {
         if let Some(d) = &dir
             && !d.is_dir()
         {
-            return Err(format!("MAIL_TEMPLATE_DIR: {} is not a directory", d.display()));
+            return Err(format!(
+                "MAIL_TEMPLATE_DIR: {} is not a directory",
+                d.display()
+            ));
         }
         let mut env = Environment::new();
         // A misspelt variable in a template is an error, not an empty gap.
@@ -217,10 +220,16 @@ mod tests {
         .unwrap();
         let r = t.render(&reset()).unwrap();
         assert_eq!(r.subject, "Reset your password");
-        assert!(r.text.contains("https://id.example.com/reset-password?token=abc"));
+        assert!(
+            r.text
+                .contains("https://id.example.com/reset-password?token=abc")
+        );
         assert!(r.text.contains("ABCD-EFGH") && r.text.contains("30 minutes"));
         assert!(r.text.contains("Acme ID"));
-        assert!(r.html.contains(r#"href="https://id.example.com/reset-password?token=abc""#));
+        assert!(
+            r.html
+                .contains(r#"href="https://id.example.com/reset-password?token=abc""#)
+        );
         // HTML is escaped, text is not; nothing is loaded from elsewhere.
         assert!(r.html.contains("&lt;b&gt;jane&lt;"), "{}", r.html);
         assert!(r.text.contains("<b>jane</b>"));

@@ -240,7 +240,7 @@ struct ClaimRow {
 /// Due entries: not given up, and not held by a live lease.
 const DUE: &str = "SELECT id FROM mail_outbox WHERE gave_up_at IS NULL \
     AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3) \
-    ORDER BY next_attempt_at LIMIT $4";
+    ORDER BY next_attempt_at, id LIMIT $4";
 
 fn claim_sql(skip_locked: bool) -> String {
     // PostgreSQL: rows another claimer's transaction holds are skipped,
@@ -274,7 +274,7 @@ impl OutboxRepo for Database {
         limit: u32,
     ) -> Result<Vec<ClaimedMail>, CoreError> {
         let sql = claim_sql(matches!(self, Database::Postgres(_)));
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, ClaimRow>(&sql)
+        let mut rows = on_pool!(self, pool => sqlx::query_as::<_, ClaimRow>(&sql)
             .bind(claimer)
             .bind(now.saturating_add(lease_ms))
             .bind(now)
@@ -282,6 +282,9 @@ impl OutboxRepo for Database {
             .fetch_all(pool)
             .await)
         .map_err(map_err)?;
+        // `RETURNING` follows no order: mail goes out in the order written
+        // (ids are time-ordered).
+        rows.sort_by_key(|r| (r.created_at, r.id));
         Ok(rows
             .into_iter()
             .map(|r| ClaimedMail {

@@ -18,6 +18,7 @@ mod domain_rbac;
 mod files;
 mod headers;
 mod lifecycle;
+mod mail;
 mod mfa;
 mod observability;
 mod ratelimit;

@@ -18,6 +18,7 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("DATA_ENCRYPTION_KEYS", format!("k1:{KEY_B64}")),
         ("BLIND_INDEX_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
+        ("SMTP_URL", "smtps://mail.example.com".into()),
     ]
 }
 

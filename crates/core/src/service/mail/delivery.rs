@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Postman, ms};
 use crate::CoreError;
-use crate::mail::{Mail, Message};
+use crate::mail::Message;
 use crate::ports::{ClaimedMail, MailError, MailTokenRepo, Mailer, OutboxRepo, Settlement};
 use crate::user::mask_email;
 
@@ -24,8 +24,6 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// mailer's own deadline), so a live claimer always settles in time; a
 /// claimer that died leaves it to be claimed again after this.
 pub const LEASE: Duration = Duration::from_secs(600);
-/// Entries claimed at once.
-const BATCH: u32 = 5;
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +54,9 @@ pub struct MailDelivery {
 }
 
 impl MailDelivery {
+    /// Entries claimed at once.
+    pub const BATCH: u32 = 5;
+
     pub fn new(
         postman: Postman,
         outbox: Arc<dyn OutboxRepo>,
@@ -76,7 +77,7 @@ impl MailDelivery {
         let now = self.postman.kernel().now_ms();
         let claimed = self
             .outbox
-            .claim(self.claimer, now, ms(LEASE), BATCH)
+            .claim(self.claimer, now, ms(LEASE), Self::BATCH)
             .await?;
         let mut report = DeliveryReport {
             claimed: claimed.len() as u64,
@@ -159,18 +160,6 @@ impl MailDelivery {
             tracing::warn!(outbox_id = %entry.id, "outbox claim lost before it was settled");
         }
         Ok(())
-    }
-
-    /// Sends a test message to `to` now, bypassing the outbox
-    /// (`gatehouse mail-test`).
-    pub async fn send_test(&self, to: &str) -> Result<(), MailError> {
-        self.mailer
-            .send(&Mail {
-                to: to.to_owned(),
-                username: String::new(),
-                message: Message::Test,
-            })
-            .await
     }
 
     /// Deletes mail tokens expired for a day; how many.
