@@ -146,6 +146,14 @@ async fn verification_is_asked_for_by_the_caller_or_by_address_with_one_answer()
     }
 }
 
+async fn with_key(app: &TestApp, key: &str) -> StatusCode {
+    let req = http::Request::get("/api/v1/users/me")
+        .header("x-api-key", key)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    app.send(req).await.status
+}
+
 #[tokio::test]
 async fn a_reset_sets_the_password_and_revokes_every_login_and_key() {
     for backend in backends() {
@@ -205,15 +213,11 @@ async fn a_reset_sets_the_password_and_revokes_every_login_and_key() {
         )
         .await;
         assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
-        let with_key = app
-            .send(
-                http::Request::get("/api/v1/users/me")
-                    .header("x-api-key", &key)
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(with_key.status, StatusCode::UNAUTHORIZED, "{backend:?}");
+        assert_eq!(
+            with_key(&app, &key).await,
+            StatusCode::UNAUTHORIZED,
+            "{backend:?}"
+        );
         reset(
             &app,
             json!({"token": token_of(&secret), "new_password": "An0ther-Passw0rd!"}),
