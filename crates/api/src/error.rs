@@ -259,6 +259,12 @@ impl From<CoreError> for ApiError {
                 "email_not_verified",
                 "The email address has not been verified",
             ),
+            // One answer whatever is wrong with the link or code.
+            CoreError::InvalidMailToken => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_mail_token",
+                "The link or code is invalid, already used or expired",
+            ),
             CoreError::MfaAlreadyEnabled => Self::new(
                 StatusCode::BAD_REQUEST,
                 "mfa_already_enabled",

@@ -34,6 +34,12 @@ pub const RATE_LIMITED: &str = "gatehouse_rate_limited_total";
 pub const DB_POOL_CONNECTIONS: &str = "gatehouse_db_pool_connections";
 /// The pool's configured maximum.
 pub const DB_POOL_MAX: &str = "gatehouse_db_pool_max_connections";
+/// Mails sent through the outbox.
+pub const MAIL_SENT: &str = "gatehouse_mail_sent_total";
+/// Attempts to send that failed and will be retried.
+pub const MAIL_FAILED: &str = "gatehouse_mail_failed_total";
+/// Mails given up (refused for good, or still unsent after 24 hours).
+pub const MAIL_GIVEN_UP: &str = "gatehouse_mail_given_up_total";
 /// Always 1; the `version` label names the running build.
 pub const BUILD_INFO: &str = "gatehouse_build_info";
 
@@ -80,6 +86,13 @@ fn describe() {
     metrics::describe_gauge!(DB_POOL_CONNECTIONS, "Database pool connections");
     metrics::describe_gauge!(DB_POOL_MAX, "Database pool maximum size");
     metrics::describe_gauge!(BUILD_INFO, "Build information (always 1)");
+    metrics::describe_counter!(MAIL_SENT, "Mails sent through the outbox");
+    metrics::describe_counter!(MAIL_FAILED, "Mail attempts that failed and will be retried");
+    metrics::describe_counter!(MAIL_GIVEN_UP, "Mails given up after 24 hours or a refusal");
+    // Present from the start, so a scrape shows zero rather than nothing.
+    for name in [MAIL_SENT, MAIL_FAILED, MAIL_GIVEN_UP] {
+        metrics::counter!(name).increment(0);
+    }
 }
 
 /// Standard methods keep their name; anything else is `OTHER`, so invented
@@ -169,6 +182,13 @@ pub fn record_auth_event(event: &'static str, outcome: &'static str) {
 /// One request refused by a rate limit on `route` (a matched template).
 pub fn record_rate_limited(route: &str) {
     metrics::counter!(RATE_LIMITED, "route" => route.to_owned()).increment(1);
+}
+
+/// What one step of the outbox sender did.
+pub fn record_mail(sent: u64, failed: u64, given_up: u64) {
+    metrics::counter!(MAIL_SENT).increment(sent);
+    metrics::counter!(MAIL_FAILED).increment(failed);
+    metrics::counter!(MAIL_GIVEN_UP).increment(given_up);
 }
 
 /// The database pool's current use.

@@ -54,7 +54,8 @@ macro_rules! problem_responses {
 
 problem_responses! {
     BadRequest => ("The request was refused; `code` says why (e.g. `invalid_host`, \
-        `weak_password`, `registration_failed`, `invalid_current_password`)"),
+        `weak_password`, `registration_failed`, `invalid_current_password`, \
+        `invalid_mail_token`)"),
     Unauthorized => ("Missing, invalid, expired or revoked credentials", WWW_AUTHENTICATE),
     Forbidden => ("Authenticated, but not allowed (`forbidden`, `email_not_verified`)"),
     NotFound => ("No such resource (`not_found`)"),

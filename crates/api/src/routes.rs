@@ -15,7 +15,10 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::handlers::docs::Document;
-use crate::handlers::{admin, api_keys, auth, docs, export, files, health, jwks, mfa, users};
+use crate::handlers::{
+    admin, api_keys, auth, docs, export, files, health, jwks, mfa, password_reset, users,
+    verification,
+};
 use crate::middleware::{context, rate_limit};
 use crate::state::AppState;
 
@@ -48,8 +51,10 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(jwks::get))
 }
 
-/// No credentials: registering, signing in and out. The routes that check a
-/// secret or spend a refresh token have their own, stricter limits too.
+/// No credentials: registering, signing in and out, verifying an address
+/// and resetting a password. The routes that check a secret, spend a
+/// refresh token or send mail have their own, stricter limits too (mail
+/// also per address, in the use case).
 fn public() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(auth::register).layer(rate_limit::REGISTER))
@@ -57,6 +62,11 @@ fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::login).layer(rate_limit::LOGIN))
         .routes(routes!(auth::refresh).layer(rate_limit::REFRESH))
         .routes(routes!(auth::logout))
+        // Bearer optional: the caller's own address, or `{email}`.
+        .routes(routes!(verification::request).layer(rate_limit::VERIFY_EMAIL))
+        .routes(routes!(verification::confirm).layer(rate_limit::LOGIN))
+        .routes(routes!(password_reset::request).layer(rate_limit::PASSWORD_RESET))
+        .routes(routes!(password_reset::confirm).layer(rate_limit::LOGIN))
 }
 
 /// A signed-in caller and their own account, keys and files (`self:*`,

@@ -8,8 +8,8 @@ use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{
-    Accounts, ApiKeys, FileService, Operations, SecurityEvents, SignIn, TwoFactor, UseCases,
-    UserAdmin,
+    Accounts, ApiKeys, EmailVerification, FileService, Operations, PasswordReset, SecurityEvents,
+    SignIn, TwoFactor, UseCases, UserAdmin,
 };
 
 use crate::config::{AppConfig, HttpConfig};
@@ -112,6 +112,14 @@ impl AppState {
 
     pub fn events(&self) -> &SecurityEvents {
         &self.inner.use_cases.events
+    }
+
+    pub fn email_verification(&self) -> &EmailVerification {
+        &self.inner.use_cases.email_verification
+    }
+
+    pub fn password_reset(&self) -> &PasswordReset {
+        &self.inner.use_cases.password_reset
     }
 
     pub fn limiter(&self) -> &dyn RateLimiter {

@@ -28,6 +28,10 @@ pub enum CoreError {
     AccountLocked { retry_after: Duration },
     #[error("email not verified")]
     EmailNotVerified,
+    /// A mailed link or code that is unknown, spent, expired, meant for
+    /// something else, or issued before the account changed.
+    #[error("invalid mail token")]
+    InvalidMailToken,
     /// Missing, malformed, expired, revoked or stale access token.
     #[error("invalid token")]
     InvalidToken,

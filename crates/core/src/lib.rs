@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod file;
+pub mod mail;
 pub mod network;
 pub mod ports;
 pub mod ratelimit;

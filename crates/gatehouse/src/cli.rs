@@ -51,6 +51,13 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch_size: u64,
     },
+    /// Send a test message through the configured mailer now (SMTP, or the
+    /// log in development); exits non-zero when it is not sent.
+    MailTest {
+        /// The address to send it to.
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+    },
     /// Print the README's configuration table as the settings declare it.
     #[command(hide = true)]
     ConfigDocs,
@@ -107,6 +114,7 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
                 full_name,
             } => crate::bootstrap::create_admin(&settings, username, email, full_name).await,
             Command::RotateKeys { batch_size } => crate::rotate::run(&settings, batch_size).await,
+            Command::MailTest { to } => crate::mail::test(&settings, &to).await,
         }
     });
     result.map_err(|err| {

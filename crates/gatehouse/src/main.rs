@@ -5,6 +5,7 @@ mod bootstrap;
 mod cli;
 mod devkeys;
 mod env;
+mod mail;
 mod rotate;
 mod serve;
 mod settings;

@@ -1,6 +1,7 @@
 //! `gatehouse serve`: connect, migrate, bind, serve until SIGTERM/SIGINT,
 //! then drain in-flight requests within `SHUTDOWN_GRACE_SECS`. Prometheus
-//! metrics are served beside it on `METRICS_ADDR` and stop with it.
+//! metrics are served beside it on `METRICS_ADDR`, and the mail outbox is
+//! sent beside it; both stop with it.
 
 use gatehouse_api::{AppConfig, AppState, metrics};
 use gatehouse_store::Database;
@@ -27,6 +28,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     // Installed before the first request so every one is counted.
     let handle = metrics::install().map_err(|e| format!("metrics: {e}"))?;
     let services = crate::wiring::services(&settings, &db).await?;
+    let mail = crate::mail::Sender::start(services.use_cases.mail_delivery.clone());
     let Settings {
         core,
         http,
@@ -51,10 +53,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "gatehouse listening"
     );
-    if let Some(endpoint) = &config.otel_endpoint {
-        let endpoint = gatehouse_core::config::redact_url(endpoint);
-        tracing::info!(endpoint = %endpoint, service = %config.otel_service_name, "exporting traces over OTLP/HTTP");
-    }
+    log_trace_export(&config);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut metrics_stop = stop_tx.subscribe();
@@ -82,12 +81,20 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         result = server => result.map_err(|e| format!("server error: {e}"))?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing remaining connections"),
     }
+    mail.stop().await;
     upkeep.abort();
     metrics_server.abort();
     housekeeping.stop().await;
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+fn log_trace_export(config: &RuntimeConfig) {
+    if let Some(endpoint) = &config.otel_endpoint {
+        let endpoint = gatehouse_core::config::redact_url(endpoint);
+        tracing::info!(endpoint = %endpoint, service = %config.otel_service_name, "exporting traces over OTLP/HTTP");
+    }
 }
 
 /// The public listener and the metrics listener.

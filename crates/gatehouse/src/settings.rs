@@ -75,6 +75,7 @@ const OUR_PREFIXES: &[&str] = &[
     "AUDIT_",
     "SMTP_",
     "MAIL_",
+    "APP_",
     "TLS_",
     "HSTS_",
     "DOCS_",

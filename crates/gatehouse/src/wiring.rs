@@ -81,6 +81,10 @@ pub async fn services(settings: &Settings, db: &Database) -> Result<Services, St
         files: db.clone(),
         blobs: Arc::new(DiskBlobStore::new(&config.upload_dir)),
         clock: clock.clone(),
+        mail_tokens: db.clone(),
+        outbox: db.clone(),
+        mailer: gatehouse_mail::from_config(config)?,
+        limiter: shared.limiter.clone(),
     };
     let use_cases = UseCases::new(config, adapters).map_err(|e| error_chain(&e))?;
     let mut probes: Vec<Arc<dyn HealthProbe>> = vec![db];

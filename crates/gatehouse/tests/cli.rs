@@ -61,6 +61,7 @@ fn production_refuses_missing_secrets() {
         "BLIND_INDEX_KEY",
         "AUDIT_CHAIN_KEY",
         "SECURE_COOKIES",
+        "SMTP_URL",
     ] {
         assert!(stderr.contains(var), "{var} not named in {stderr}");
     }

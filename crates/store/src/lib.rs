@@ -16,6 +16,8 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
+mod mail;
 mod audit;
 mod blobs;
 mod database;

@@ -103,30 +103,13 @@ impl Database {
 impl UserRepo for Database {
     #[tracing::instrument(name = "users.create", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn create(&self, user: &NewUser) -> Result<(), CoreError> {
-        let r = &user.record;
         let sql = "INSERT INTO users (id, username, username_key, email_index, email_enc, \
                    full_name_enc, password_hash, role, is_active, email_verified, mfa_enabled, \
                    auth_version, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(r.id)
-            .bind(&r.username)
-            .bind(&user.username_key)
-            .bind(&user.email_index)
-            .bind(&r.email_enc)
-            .bind(&r.full_name_enc)
-            .bind(&r.password_hash)
-            .bind(&r.role)
-            .bind(r.is_active)
-            .bind(r.email_verified)
-            .bind(r.mfa_enabled)
-            .bind(r.auth_version)
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .execute(pool)
+        crate::mail::create_user_with_mail(self, sql, user)
             .await
-            .map(drop))
-        .map_err(map_err)
+            .map_err(map_err)
     }
 
     #[tracing::instrument(name = "users.by_id", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
@@ -169,8 +152,17 @@ impl UserRepo for Database {
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
         let keys = "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
                     RETURNING id";
+        // A reset spends its token here: a token used meanwhile changes nothing.
+        let spend = "UPDATE mail_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL";
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
+            if let Some(token) = c.spends {
+                let spent = sqlx::query(spend).bind(c.now).bind(token).execute(&mut *tx).await?;
+                if spent.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
             let changed = sqlx::query(set)
                 .bind(&c.hash)
                 .bind(c.now)
@@ -188,6 +180,9 @@ impl UserRepo for Database {
                 .bind(c.user_id)
                 .fetch_all(&mut *tx)
                 .await?;
+            if let Some(notice) = &c.notice {
+                insert_outbox!(&mut *tx, notice).await?;
+            }
             tx.commit().await?;
             Ok(Some(revoked))
         }.await)

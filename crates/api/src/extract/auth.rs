@@ -57,6 +57,25 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The caller when the request carries credentials (which must then be
+/// valid: a bad token is a 401, never treated as no token), else `None`.
+#[derive(Debug, Clone)]
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let has_credentials =
+            parts.headers.contains_key(AUTHORIZATION) || parts.headers.contains_key(&X_API_KEY);
+        if !has_credentials {
+            return Ok(Self(None));
+        }
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        Ok(Self(Some(principal)))
+    }
+}
+
 /// Authenticates an `X-API-Key` and applies the per-key rate limit.
 async fn api_key_principal(
     key: &str,

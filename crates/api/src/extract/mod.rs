@@ -6,7 +6,7 @@ mod meta;
 mod path;
 mod permission;
 
-pub use auth::{Auth, bearer_token};
+pub use auth::{Auth, MaybeAuth, bearer_token};
 pub use json::{ApiJson, is_json_content_type, parse as parse_json, read_body};
 pub use meta::Meta;
 pub use path::PathId;

@@ -9,4 +9,6 @@ pub mod files;
 pub mod health;
 pub mod jwks;
 pub mod mfa;
+pub mod password_reset;
 pub mod users;
+pub mod verification;

@@ -30,6 +30,8 @@ enum Policy {
     Login,
     Register,
     Refresh,
+    PasswordReset,
+    VerifyEmail,
 }
 
 impl Policy {
@@ -39,6 +41,8 @@ impl Policy {
             Policy::Login => "login",
             Policy::Register => "register",
             Policy::Refresh => "refresh",
+            Policy::PasswordReset => "password_reset",
+            Policy::VerifyEmail => "verify_email",
         }
     }
 }
@@ -134,6 +138,8 @@ where
         Policy::Login => config.login,
         Policy::Register => config.register,
         Policy::Refresh => config.refresh,
+        Policy::PasswordReset => config.password_reset,
+        Policy::VerifyEmail => config.verify_email,
     };
     let ctx = req.extensions().get::<RequestContext>().cloned();
     let client_ip = ctx.as_ref().and_then(|c| c.client_ip);
@@ -173,6 +179,10 @@ pub const GLOBAL: RateLimitLayer = RateLimitLayer(Policy::Global);
 pub const LOGIN: RateLimitLayer = RateLimitLayer(Policy::Login);
 pub const REGISTER: RateLimitLayer = RateLimitLayer(Policy::Register);
 pub const REFRESH: RateLimitLayer = RateLimitLayer(Policy::Refresh);
+/// Reset mails asked for (`RATE_LIMIT_PASSWORD_RESET`).
+pub const PASSWORD_RESET: RateLimitLayer = RateLimitLayer(Policy::PasswordReset);
+/// Verification mails asked for (`RATE_LIMIT_VERIFY_EMAIL`).
+pub const VERIFY_EMAIL: RateLimitLayer = RateLimitLayer(Policy::VerifyEmail);
 
 /// Applies one policy to the routes it wraps. The state comes from the
 /// request's extensions (a request without it is refused: the limit fails

@@ -168,6 +168,7 @@ async fn production_hides_validation_details_by_default() {
     let cfg = config(&[
         ("ENVIRONMENT", "production"),
         ("CORS_ORIGINS", "https://app.example"),
+        ("SMTP_URL", "smtp://127.0.0.1:25"),
     ]);
     let app = TestApp::on(db, cfg, probes::routes());
     let res = app.post_json("/test/echo", r#"{"name":"a"}"#).await;

@@ -26,6 +26,7 @@ use tower::ServiceExt;
 mod proxy;
 
 pub mod logs;
+pub mod mail;
 pub mod probes;
 pub use proxy::{Proxy, postgres_addr};
 
@@ -157,6 +158,9 @@ pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
     pub clock: Arc<TestClock>,
+    /// Mail queued by the app, delivered when a test asks.
+    #[allow(dead_code, reason = "for the mail tests")]
+    pub outbox: mail::Outbox,
     /// `UPLOAD_DIR`: private to this app, created by the first upload.
     pub upload_dir: std::path::PathBuf,
     _upload_root: tempfile::TempDir,
@@ -208,6 +212,8 @@ impl TestApp {
         let upload_dir = config.core.upload_dir.clone();
         let key = ChainKey::from_config(&config.core).unwrap();
         let trail = Arc::new(AuditTrail::new(store.clone(), key));
+        let mailer = Arc::new(mail::CapturingMailer::default());
+        let limiter = Arc::new(MemoryRateLimiter::default());
         let adapters = Adapters {
             users: store.clone(),
             sessions: store.clone(),
@@ -221,12 +227,21 @@ impl TestApp {
             files: store.clone(),
             blobs: Arc::new(DiskBlobStore::new(&upload_dir)),
             clock: clock.clone(),
+            mail_tokens: store.clone(),
+            outbox: store.clone(),
+            mailer: mailer.clone(),
+            limiter: limiter.clone(),
+        };
+        let use_cases = UseCases::new(&config.core, adapters).unwrap();
+        let outbox = mail::Outbox {
+            mailer,
+            delivery: use_cases.mail_delivery.clone(),
         };
         let services = Services {
             clock: clock.clone(),
             probes: vec![store],
-            use_cases: UseCases::new(&config.core, adapters).unwrap(),
-            limiter: Arc::new(MemoryRateLimiter::default()),
+            use_cases,
+            limiter,
         };
         let state = AppState::new(config, services);
         let router = gatehouse_api::build(state.clone(), routes_with(extra));
@@ -235,6 +250,7 @@ impl TestApp {
             state,
             db,
             clock,
+            outbox,
             upload_dir,
             _upload_root: upload_root,
         }

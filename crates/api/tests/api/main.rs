@@ -21,6 +21,7 @@ mod files;
 mod headers;
 mod lifecycle;
 mod lockout;
+mod mail;
 mod mfa;
 mod observability;
 mod ratelimit;

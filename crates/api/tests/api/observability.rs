@@ -81,6 +81,7 @@ async fn docs_are_off_in_production_unless_enabled() {
     let production = [
         ("ENVIRONMENT", "production"),
         ("CORS_ORIGINS", "https://app.example"),
+        ("SMTP_URL", "smtp://127.0.0.1:25"),
     ];
     let app = TestApp::on(
         TestDb::new(&Backend::Sqlite).await,

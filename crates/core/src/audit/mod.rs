@@ -47,6 +47,9 @@ pub enum EventKind {
     ApiKeyRotated,
     ApiKeyRevoked,
     ApiKeyUsed,
+    PasswordReset,
+    EmailVerified,
+    EmailChanged,
 }
 
 impl EventKind {
@@ -78,6 +81,9 @@ impl EventKind {
             EventKind::ApiKeyRotated => "api_key_rotated",
             EventKind::ApiKeyRevoked => "api_key_revoked",
             EventKind::ApiKeyUsed => "api_key_used",
+            EventKind::PasswordReset => "password_reset",
+            EventKind::EmailVerified => "email_verified",
+            EventKind::EmailChanged => "email_changed",
         }
     }
 }

@@ -131,8 +131,15 @@ crate::settings! {
         pub register: Rate = "RATE_LIMIT_REGISTER", Parsed, default per_minute(3);
         /// per client IP on token refresh (`N/second|minute|hour|day`)
         pub refresh: Rate = "RATE_LIMIT_REFRESH", Parsed, default per_minute(10);
-        /// per client IP on password reset (`N/second|minute|hour|day`)
+        /// per client IP on password reset requests (`N/second|minute|hour|day`)
         pub password_reset: Rate = "RATE_LIMIT_PASSWORD_RESET", Parsed, default per_minute(3);
+        /// per client IP on verification mail requests (`N/second|minute|hour|day`)
+        pub verify_email: Rate = "RATE_LIMIT_VERIFY_EMAIL", Parsed, default per_minute(3);
+        /// per email address: mails with a link or code (verification, reset,
+        /// email change) one address may be sent; past it requests still
+        /// answer 202 and send nothing
+        pub mail_per_address: Rate = "RATE_LIMIT_MAIL_PER_ADDRESS", Parsed,
+            default per_hour(5);
         /// per API key
         pub api_key_per_minute: u32 =
             "RATE_LIMIT_API_KEY_PER_MINUTE", Int(1, 1_000_000), default 600;
@@ -156,13 +163,54 @@ crate::settings! {
 crate::settings! {
     #[derive(Debug)]
     pub struct MailConfig {
-        /// outgoing mail server (`smtp://` or `smtps://`)
+        /// outgoing mail server: `smtp://host:port` (STARTTLS when offered),
+        /// `smtp+starttls://` (STARTTLS required) or `smtps://` (implicit TLS);
+        /// `user:password@` percent-encoded. Unset: mail is written to the log
+        /// (development only; required in production)
         pub smtp_url: Option<SecretString> = "SMTP_URL", Url {
-            schemes: &["smtp://", "smtps://"],
-            expected: "expected an smtp:// or smtps:// URL",
+            schemes: &["smtp://", "smtp+starttls://", "smtps://"],
+            expected: "expected an smtp://, smtp+starttls:// or smtps:// URL",
         };
+        /// a CA certificate (PEM) trusted for the SMTP server's TLS, besides
+        /// the built-in roots
+        pub smtp_tls_ca_file: Option<PathBuf> = "SMTP_TLS_CA_FILE", Path;
+        /// SMTP connect and command timeout
+        pub smtp_timeout: Duration = "SMTP_TIMEOUT_SECS", Span::secs(1, 60), default 15;
         /// sender of outgoing mail
         pub from: String = "MAIL_FROM", Text, default "Gatehouse <no-reply@localhost>";
+        /// the product's name in mails
+        pub product_name: String = "MAIL_PRODUCT_NAME", Text, default "Gatehouse";
+        /// where mailed links point (`/verify-email?token=…`, `/reset-password?token=…`)
+        pub app_base_url: String = "APP_BASE_URL", Text, default "http://localhost:3000";
+        /// a directory whose templates (same names) replace the built-in ones
+        pub template_dir: Option<PathBuf> = "MAIL_TEMPLATE_DIR", Path;
+    }
+}
+
+impl MailConfig {
+    fn check(&mut self, r: &mut Reader, production: bool) {
+        let base = self.app_base_url.trim().trim_end_matches('/').to_owned();
+        let scheme_ok = base.starts_with("https://") || base.starts_with("http://");
+        // Links are written into HTML attributes as they are: only
+        // characters that need no escaping there are accepted.
+        let plain = base
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"\"'<>&`?#\\".contains(c));
+        if !scheme_ok || base.len() <= "https://".len() || !plain {
+            r.problem(
+                "APP_BASE_URL",
+                "expected an http:// or https:// URL without query, fragment, quotes or `<>&`",
+            );
+        }
+        self.app_base_url = base;
+        // The log mailer writes links (and so tokens) to the log: fine on a
+        // developer's machine, never where the log is shipped and kept.
+        if production && self.smtp_url.is_none() {
+            r.problem(
+                "SMTP_URL",
+                "is required in production (without it mail would only be logged)",
+            );
+        }
     }
 }
 
@@ -235,6 +283,7 @@ impl Config {
         let mut config = Self::read(r);
         let production = config.is_production();
         config.jwt.check(r, production);
+        config.mail.check(r, production);
         if config.argon2.memory_kib < 8 * config.argon2.parallelism {
             r.problem(
                 "ARGON2_MEMORY_COST",
@@ -293,6 +342,13 @@ fn per_minute(count: u32) -> Rate {
     Rate {
         count,
         period: Duration::from_secs(60),
+    }
+}
+
+fn per_hour(count: u32) -> Rate {
+    Rate {
+        count,
+        period: Duration::from_secs(3600),
     }
 }
 

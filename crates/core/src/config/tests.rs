@@ -15,6 +15,7 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("BLIND_INDEX_KEY", KEY_B64.into()),
         ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
+        ("SMTP_URL", "smtps://mail.example.com:465".into()),
     ]
 }
 
@@ -144,4 +145,19 @@ fn the_documentation_comes_from_the_table() {
     assert_eq!(doc("JWT_ISSUER").meaning, "`iss` claim");
     let table = markdown_table(&[doc("RATE_LIMIT_LOGIN")]);
     assert!(table.contains(r"`N/second\|minute\|hour\|day`"), "{table}");
+}
+
+#[test]
+fn mail_settings_are_checked() {
+    let c = load(&[("APP_BASE_URL", "https://id.example.com/ui/")]).unwrap();
+    assert_eq!(c.mail.app_base_url, "https://id.example.com/ui");
+    assert_eq!(c.mail.smtp_timeout, Duration::from_secs(15));
+    let err = load(&[("APP_BASE_URL", "ftp://x"), ("SMTP_URL", "http://x")]).unwrap_err();
+    assert_eq!(problem_vars(&err), ["SMTP_URL", "APP_BASE_URL"]);
+    assert!(load(&[("SMTP_URL", "smtp+starttls://u:p@mail.example.com:587")]).is_ok());
+    // The log mailer is for development: production needs a server.
+    let mut vars = production_ok();
+    vars.retain(|(k, _)| *k != "SMTP_URL");
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(problem_vars(&load(&pairs).unwrap_err()), ["SMTP_URL"]);
 }

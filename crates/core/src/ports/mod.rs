@@ -15,9 +15,14 @@ use crate::config::LockoutConfig;
 use crate::user::User;
 
 mod files;
+mod mail;
 
 pub use files::{
     BlobEntry, BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo, UploadQuota, UploadUsage,
+};
+pub use mail::{
+    ClaimedMail, IssuedMail, MailError, MailTokenRecord, MailTokenRepo, Mailer, OutboxMail,
+    OutboxRepo, Settlement, TokenPurpose,
 };
 
 /// A dependency whose reachability decides readiness (`GET /ready`).
@@ -53,6 +58,8 @@ pub struct NewUser {
     /// Lower-cased username (case-insensitive uniqueness).
     pub username_key: String,
     pub email_index: String,
+    /// The verification mail of a registration, stored with the account.
+    pub verification: Option<IssuedMail>,
 }
 
 #[async_trait]
@@ -122,6 +129,11 @@ pub struct PasswordChange {
     pub expected_version: i64,
     pub hash: String,
     pub now: i64,
+    /// A reset: the mail token spent with the change (unused, or nothing
+    /// changes).
+    pub spends: Option<Uuid>,
+    /// The notice to the account's address, queued with the change.
+    pub notice: Option<OutboxMail>,
 }
 
 /// A user's encrypted fields re-encrypted under another key, applied only

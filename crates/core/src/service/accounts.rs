@@ -9,10 +9,12 @@ use uuid::Uuid;
 use super::kernel::Directory;
 use super::lockout::Lockout;
 use super::logins::Logins;
+use super::mail::{EmailChanges, EmailVerification, Postman};
 use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
+use crate::mail::Message;
 use crate::ports::{NewUser, PasswordChange, SessionInfo, UserChanges, UserRecord};
 use crate::rbac::{Permission, Role};
 use crate::user::{Email, FieldProblem, FullName, User, Username, mask_email};
@@ -74,32 +76,69 @@ fn check(input: &Registration) -> Result<Checked, CoreError> {
     }
 }
 
+/// Why a password is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialChange {
+    /// The user changed it, proving the current one.
+    Changed,
+    /// Reset with a mailed token, spent with the change.
+    Reset { token: Uuid },
+}
+
+impl CredentialChange {
+    fn reason(self) -> &'static str {
+        match self {
+            CredentialChange::Changed => "password_changed",
+            CredentialChange::Reset { .. } => "password_reset",
+        }
+    }
+}
+
+/// What a new account is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Welcome {
+    /// Nothing (made by an administrator: unverified until asked for).
+    Nothing,
+    /// A verification mail, stored with the account (registration).
+    Verification,
+    /// Nothing, and the address counts as verified (the operator's admin).
+    Verified,
+}
+
 /// Creates accounts: validation, password policy, hashing, encryption.
 #[derive(Debug, Clone)]
 pub struct AccountFactory {
     pub directory: Directory,
     pub hasher: PasswordHasher,
+    pub postman: Postman,
 }
 
 impl AccountFactory {
     /// Stores `new` as the password of the account `record` was read from,
     /// if its credentials did not change since: every login, earlier access
-    /// token and API key of the user is revoked with it (one transaction),
-    /// each key audited as `api_key_revoked` with `reason`. `Ok(false)` when
-    /// a concurrent change came first.
+    /// token and API key of the user is revoked with it and a notice queued
+    /// to the account's address (one transaction), each key audited as
+    /// `api_key_revoked` with the change's reason. `Ok(false)` when a
+    /// concurrent change came first (or a reset's token was spent).
     pub async fn set_password(
         &self,
         record: &UserRecord,
         new: &SecretString,
-        reason: &str,
+        why: CredentialChange,
         meta: &RequestMeta,
     ) -> Result<bool, CoreError> {
         let hash = self.hasher.hash(new).await?;
+        let (notice, spends) = match why {
+            CredentialChange::Changed => (Message::PasswordChanged, None),
+            CredentialChange::Reset { token } => (Message::PasswordReset, Some(token)),
+        };
         let change = PasswordChange {
             user_id: record.id,
             expected_version: record.auth_version,
             hash,
             now: self.directory.kernel.now_ms(),
+            spends,
+            notice: Some(self.postman.notice_to(record, notice)?),
         };
         let Some(revoked) = self.directory.users.change_password(&change).await? else {
             return Ok(false);
@@ -112,17 +151,23 @@ impl AccountFactory {
                     AuditEvent::new(EventKind::ApiKeyRevoked, Outcome::Success, meta)
                         .actor(record.id)
                         .target(record.id)
-                        .details(json!({"key_id": key_id, "reason": reason})),
+                        .details(json!({"key_id": key_id, "reason": why.reason()})),
                 )
                 .await;
         }
         Ok(true)
     }
 
-    /// Validates and stores a new account with `role`. Duplicates fail with
-    /// [`CoreError::RegistrationFailed`] after the same work as a success,
-    /// so neither the answer nor its timing tells whether an account exists.
-    pub async fn create(&self, input: Registration, role: Role) -> Result<User, CoreError> {
+    /// Validates and stores a new account with `role`, and what `welcome`
+    /// says with it. Duplicates fail with [`CoreError::RegistrationFailed`]
+    /// after the same work as a success, so neither the answer nor its
+    /// timing tells whether an account exists.
+    pub async fn create(
+        &self,
+        input: Registration,
+        role: Role,
+        welcome: Welcome,
+    ) -> Result<User, CoreError> {
         let fields = check(&input)?;
         password::check_policy(input.password.expose_secret())
             .map_err(|w| CoreError::WeakPassword(w.0))?;
@@ -141,16 +186,25 @@ impl AccountFactory {
             password_hash,
             role: role.as_str().to_owned(),
             is_active: true,
-            email_verified: false,
+            email_verified: welcome == Welcome::Verified,
             mfa_enabled: false,
             auth_version: 0,
             created_at: now,
             updated_at: now,
         };
+        let verification = match welcome {
+            Welcome::Verification => Some(EmailVerification::verification_for(
+                &self.postman,
+                &record,
+                fields.email.as_str(),
+            )?),
+            Welcome::Nothing | Welcome::Verified => None,
+        };
         let new = NewUser {
             username_key: fields.username.key(),
             email_index: kernel.email_index(&fields.email),
             record,
+            verification,
         };
         match self.directory.users.create(&new).await {
             Ok(()) => {
@@ -169,14 +223,21 @@ pub struct Accounts {
     factory: AccountFactory,
     logins: Logins,
     lockout: Lockout,
+    email_changes: EmailChanges,
 }
 
 impl Accounts {
-    pub fn new(factory: AccountFactory, logins: Logins, lockout: Lockout) -> Self {
+    pub fn new(
+        factory: AccountFactory,
+        logins: Logins,
+        lockout: Lockout,
+        email_changes: EmailChanges,
+    ) -> Self {
         Self {
             factory,
             logins,
             lockout,
+            email_changes,
         }
     }
 
@@ -188,14 +249,19 @@ impl Accounts {
         self.directory().kernel.audit(event).await;
     }
 
-    /// Self-service registration: always role `user`.
+    /// Self-service registration: always role `user`; the verification
+    /// mail is queued with the account.
     pub async fn register(
         &self,
         input: Registration,
         meta: &RequestMeta,
     ) -> Result<User, CoreError> {
         let masked = mask_email(input.email.trim());
-        match self.factory.create(input, Role::User).await {
+        match self
+            .factory
+            .create(input, Role::User, Welcome::Verification)
+            .await
+        {
             Ok(user) => {
                 self.audit(
                     AuditEvent::new(EventKind::UserRegistered, Outcome::Success, meta)
@@ -219,9 +285,13 @@ impl Accounts {
     }
 
     /// Operator bootstrap (`gatehouse create-admin`): whoever runs the
-    /// binary against the database already holds every power.
+    /// binary against the database already holds every power, and vouches
+    /// for the address (it counts as verified).
     pub async fn create_admin(&self, input: Registration) -> Result<User, CoreError> {
-        let user = self.factory.create(input, Role::Admin).await?;
+        let user = self
+            .factory
+            .create(input, Role::Admin, Welcome::Verified)
+            .await?;
         self.audit(
             AuditEvent::new(
                 EventKind::UserCreated,
@@ -296,6 +366,16 @@ impl Accounts {
             )
             .await;
         }
+        if let Some(new) = &new_email {
+            self.email_changes.request(&principal.user, new).await?;
+            self.audit(
+                AuditEvent::new(EventKind::UserUpdated, Outcome::Success, meta)
+                    .actor(id)
+                    .target(id)
+                    .details(json!({ "email_change": "requested" })),
+            )
+            .await;
+        }
         Ok(ProfileOutcome {
             user,
             email_change_requested: new_email.is_some(),
@@ -346,7 +426,7 @@ impl Accounts {
         // A concurrent change won: the password checked above is gone.
         if !self
             .factory
-            .set_password(&record, new, "password_changed", meta)
+            .set_password(&record, new, CredentialChange::Changed, meta)
             .await?
         {
             return Err(CoreError::WrongPassword);

@@ -12,10 +12,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::kernel::Directory;
+use super::mail::Postman;
 use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::clock::{from_unix_ms, unix_ms};
+use crate::mail::Message;
 use crate::ports::{ApiKeyRecord, ApiKeyRepo};
 use crate::rbac::Permission;
 use crate::user::FieldProblem;
@@ -132,6 +134,7 @@ fn view(r: &ApiKeyRecord) -> ApiKeyView {
 pub struct ApiKeys {
     repo: Arc<dyn ApiKeyRepo>,
     directory: Directory,
+    postman: Postman,
 }
 
 /// Managing keys takes `self:write` and a person's login, never a key.
@@ -141,8 +144,12 @@ fn check(principal: &Principal) -> Result<(), CoreError> {
 }
 
 impl ApiKeys {
-    pub fn new(repo: Arc<dyn ApiKeyRepo>, directory: Directory) -> Self {
-        Self { repo, directory }
+    pub fn new(repo: Arc<dyn ApiKeyRepo>, directory: Directory, postman: Postman) -> Self {
+        Self {
+            repo,
+            directory,
+            postman,
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -212,6 +219,12 @@ impl ApiKeys {
                 ),
         )
         .await;
+        // Queued right after: the key port has no transaction to share.
+        let notice = Message::ApiKeyCreated {
+            name: record.name.clone(),
+            prefix: record.prefix.clone(),
+        };
+        self.postman.send_notice(&principal.user, notice).await;
         Ok((view(&record), key))
     }
 

@@ -11,6 +11,9 @@
 //! | [`Operations`] | stats, the audit trail (verify, checkpoints, pruning), data-key rotation |
 //! | [`FileService`] | uploads (within quota and free space), downloads, the orphan sweep |
 //! | [`SecurityEvents`] | refusals raised at the edge |
+//! | [`EmailVerification`] | verification mails, and confirming them and changes of address |
+//! | [`PasswordReset`] | reset mails, and setting a password with one |
+//! | [`MailDelivery`] | sending the outbox |
 //!
 //! They share a [`Kernel`] (cipher, blind index, clock, audit sink), the
 //! [`Directory`] of users behind the cache, and [`Logins`].
@@ -22,6 +25,7 @@ pub mod files;
 pub mod kernel;
 pub mod lockout;
 pub mod logins;
+pub mod mail;
 pub mod operations;
 pub mod principal;
 pub mod sign_in;
@@ -30,13 +34,20 @@ pub mod user_admin;
 
 use std::sync::Arc;
 
-pub use accounts::{AccountFactory, Accounts, ProfileOutcome, ProfileUpdate, Registration};
+pub use accounts::{
+    AccountFactory, Accounts, CredentialChange, ProfileOutcome, ProfileUpdate, Registration,
+    Welcome,
+};
 pub use api_keys::{ApiKeyView, ApiKeys, NewApiKey};
 pub use events::{Attempt, SecurityEvents};
 pub use files::{FileDeps, FileDownload, FileService, ORPHAN_GRACE, UploadStream};
 pub use kernel::{Directory, Kernel};
 pub use lockout::Lockout;
 pub use logins::{Logins, TokenPair};
+pub use mail::{
+    Confirmed, DeliveryReport, EmailChanges, EmailVerification, MailDelivery, PasswordReset,
+    Postman, Proof,
+};
 pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
 pub use principal::Principal;
 pub use sign_in::{LoginId, LoginOutcome, SignIn, SignInDeps};
@@ -51,9 +62,10 @@ use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ports::{
-    ApiKeyRepo, BlobStore, FileRepo, LoginThrottle, MfaRepo, SessionRepo, TokenDenylist, UserCache,
-    UserRepo,
+    ApiKeyRepo, BlobStore, FileRepo, LoginThrottle, MailTokenRepo, Mailer, MfaRepo, OutboxRepo,
+    SessionRepo, TokenDenylist, UserCache, UserRepo,
 };
+use crate::ratelimit::RateLimiter;
 
 /// Every adapter, as the binary (or a test) plugs them in. Only
 /// [`UseCases::new`] sees them all; each use case gets its own few.
@@ -73,6 +85,12 @@ pub struct Adapters {
     pub files: Arc<dyn FileRepo>,
     pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<dyn Clock>,
+    pub mail_tokens: Arc<dyn MailTokenRepo>,
+    pub outbox: Arc<dyn OutboxRepo>,
+    /// Delivers what the outbox holds (SMTP, or the log in development).
+    pub mailer: Arc<dyn Mailer>,
+    /// Per-address mail limits (the same store as the per-IP limits).
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// The use cases, built once and shared.
@@ -86,54 +104,132 @@ pub struct UseCases {
     pub operations: Arc<Operations>,
     pub files: Arc<FileService>,
     pub events: Arc<SecurityEvents>,
+    pub email_verification: Arc<EmailVerification>,
+    pub password_reset: Arc<PasswordReset>,
+    pub mail_delivery: Arc<MailDelivery>,
 }
 
-impl UseCases {
-    pub fn new(config: &Config, a: Adapters) -> Result<Self, CoreError> {
+/// What several use cases share, built once.
+struct Shared {
+    kernel: Kernel,
+    directory: Directory,
+    logins: Logins,
+    hasher: PasswordHasher,
+    second_factor: SecondFactor,
+    lockout: Lockout,
+    postman: Postman,
+    factory: AccountFactory,
+}
+
+impl Shared {
+    fn new(config: &Config, a: &Adapters) -> Result<Self, CoreError> {
         let kernel = Kernel::new(config, a.clock.clone(), a.audit.clone())?;
         let directory = Directory {
             users: a.users.clone(),
             cache: a.cache.clone(),
             kernel: kernel.clone(),
         };
-        let logins = Logins::new(config, a.sessions.clone(), a.denylist.clone())?;
         let hasher = PasswordHasher::new(&config.argon2)?;
-        let second_factor = SecondFactor {
-            mfa: a.mfa.clone(),
-            kernel: kernel.clone(),
-        };
-        let lockout = Lockout::new(config, a.throttle.clone(), kernel.clone());
-        let factory = AccountFactory {
-            directory: directory.clone(),
-            hasher: hasher.clone(),
+        let postman = Postman::new(config, kernel.clone(), a.outbox.clone(), a.limiter.clone());
+        Ok(Self {
+            logins: Logins::new(config, a.sessions.clone(), a.denylist.clone())?,
+            second_factor: SecondFactor {
+                mfa: a.mfa.clone(),
+                kernel: kernel.clone(),
+            },
+            lockout: Lockout::new(config, a.throttle.clone(), kernel.clone()),
+            factory: AccountFactory {
+                directory: directory.clone(),
+                hasher: hasher.clone(),
+                postman: postman.clone(),
+            },
+            kernel,
+            directory,
+            hasher,
+            postman,
+        })
+    }
+}
+
+/// The mail flows: verification, reset, and the outbox's delivery.
+type MailCases = (
+    Arc<EmailVerification>,
+    Arc<PasswordReset>,
+    Arc<MailDelivery>,
+);
+
+fn mail_cases(s: &Shared, a: &Adapters) -> MailCases {
+    (
+        Arc::new(EmailVerification::new(
+            s.postman.clone(),
+            a.mail_tokens.clone(),
+            s.directory.clone(),
+            s.lockout.clone(),
+        )),
+        Arc::new(PasswordReset::new(
+            s.postman.clone(),
+            a.mail_tokens.clone(),
+            s.factory.clone(),
+            s.lockout.clone(),
+        )),
+        Arc::new(MailDelivery::new(
+            s.postman.clone(),
+            a.outbox.clone(),
+            a.mail_tokens.clone(),
+            a.mailer.clone(),
+        )),
+    )
+}
+
+impl UseCases {
+    pub fn new(config: &Config, a: Adapters) -> Result<Self, CoreError> {
+        let s = Shared::new(config, &a)?;
+        let (email_verification, password_reset, mail_delivery) = mail_cases(&s, &a);
+        let email_changes = EmailChanges {
+            postman: s.postman.clone(),
+            tokens: a.mail_tokens.clone(),
+            directory: s.directory.clone(),
         };
         Ok(Self {
             sign_in: Arc::new(SignIn::new(
                 config,
                 SignInDeps {
-                    directory: directory.clone(),
-                    logins: logins.clone(),
-                    lockout: lockout.clone(),
-                    hasher: hasher.clone(),
-                    second_factor: second_factor.clone(),
+                    directory: s.directory.clone(),
+                    logins: s.logins.clone(),
+                    lockout: s.lockout.clone(),
+                    hasher: s.hasher.clone(),
+                    second_factor: s.second_factor.clone(),
                 },
             )),
-            accounts: Arc::new(Accounts::new(factory.clone(), logins, lockout.clone())),
+            accounts: Arc::new(Accounts::new(
+                s.factory.clone(),
+                s.logins.clone(),
+                s.lockout.clone(),
+                email_changes,
+            )),
             user_admin: Arc::new(UserAdmin::new(UserAdminDeps {
-                factory,
+                factory: s.factory.clone(),
                 sessions: a.sessions.clone(),
                 files: a.files.clone(),
                 blobs: a.blobs.clone(),
             })),
-            api_keys: Arc::new(ApiKeys::new(a.api_keys, directory.clone())),
-            two_factor: Arc::new(TwoFactor::new(
-                second_factor,
-                directory.clone(),
-                hasher,
-                lockout,
+            api_keys: Arc::new(ApiKeys::new(
+                a.api_keys,
+                s.directory.clone(),
+                s.postman.clone(),
             )),
+            two_factor: Arc::new(TwoFactor::new(
+                s.second_factor.clone(),
+                s.directory.clone(),
+                s.hasher.clone(),
+                s.lockout.clone(),
+                s.postman.clone(),
+            )),
+            email_verification,
+            password_reset,
+            mail_delivery,
             operations: Arc::new(Operations::new(OperationsDeps {
-                directory,
+                directory: s.directory.clone(),
                 sessions: a.sessions,
                 audit: a.audit_trail,
                 throttle: a.throttle,
@@ -144,10 +240,10 @@ impl UseCases {
                 FileDeps {
                     files: a.files,
                     blobs: a.blobs,
-                    kernel: kernel.clone(),
+                    kernel: s.kernel.clone(),
                 },
             )),
-            events: Arc::new(SecurityEvents::new(kernel)),
+            events: Arc::new(SecurityEvents::new(s.kernel)),
         })
     }
 }

@@ -10,11 +10,13 @@ use uuid::Uuid;
 
 use super::kernel::{Directory, Kernel};
 use super::lockout::Lockout;
+use super::mail::Postman;
 use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::mfa;
 use crate::auth::password::PasswordHasher;
+use crate::mail::Message;
 use crate::ports::MfaRepo;
 use crate::rbac::Permission;
 
@@ -95,6 +97,7 @@ pub struct TwoFactor {
     directory: Directory,
     hasher: PasswordHasher,
     lockout: Lockout,
+    postman: Postman,
 }
 
 impl TwoFactor {
@@ -103,12 +106,14 @@ impl TwoFactor {
         directory: Directory,
         hasher: PasswordHasher,
         lockout: Lockout,
+        postman: Postman,
     ) -> Self {
         Self {
             factor,
             directory,
             hasher,
             lockout,
+            postman,
         }
     }
 
@@ -179,6 +184,10 @@ impl TwoFactor {
             .await?;
         self.directory.invalidate(id).await;
         self.audit(EventKind::MfaEnabled, id, meta).await;
+        // Queued right after: the 2FA port has no transaction to share.
+        self.postman
+            .send_notice(&principal.user, Message::TwoFactorEnabled)
+            .await;
         Ok(codes)
     }
 
@@ -219,6 +228,9 @@ impl TwoFactor {
             .await?;
         self.directory.invalidate(id).await;
         self.audit(EventKind::MfaDisabled, id, meta).await;
+        self.postman
+            .send_notice(&principal.user, Message::TwoFactorDisabled)
+            .await;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::accounts::{AccountFactory, Registration};
+use super::accounts::{AccountFactory, Registration, Welcome};
 use super::kernel::{Directory, record_to_user};
 use super::principal::Principal;
 use crate::CoreError;
@@ -215,7 +215,7 @@ impl UserAdmin {
         let user = self
             .deps
             .factory
-            .create(account.registration, account.role)
+            .create(account.registration, account.role, Welcome::Nothing)
             .await?;
         self.audit(
             AuditEvent::new(EventKind::UserCreated, Outcome::Success, meta)

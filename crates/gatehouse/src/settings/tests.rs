@@ -19,6 +19,7 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("BLIND_INDEX_KEY", KEY_B64.into()),
         ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
+        ("SMTP_URL", "smtps://mail.example.com".into()),
     ]
 }
 

@@ -267,6 +267,19 @@ impl Deployment {
         self.base(n).trim_start_matches("http://")
     }
 
+    /// Stops every instance (cleanly) and drops the schema; every line the
+    /// instances wrote to stdout.
+    pub async fn finish_with_logs(mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for server in self.servers.drain(..) {
+            let (status, out) = server.stop();
+            assert!(status.success(), "clean shutdown: {status}");
+            lines.extend(out);
+        }
+        self.stop().await;
+        lines
+    }
+
     /// Stops every instance and drops the schema.
     pub async fn stop(mut self) {
         self.servers.clear();

@@ -8,6 +8,7 @@
 )]
 
 pub mod deployment;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
