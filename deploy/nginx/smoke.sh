@@ -27,7 +27,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=auth.example.com" \
 
 # The example configuration, with this run's ports and paths.
 mkdir -p "$work/logs"
-sed -e "s#127.0.0.1:8001#127.0.0.1:$port_a#; s#127.0.0.1:8002#127.0.0.1:$port_b#" \
+sed -e "s#gatehouse-1:8000#127.0.0.1:$port_a#; s#gatehouse-2:8000#127.0.0.1:$port_b#" \
     -e "s#listen 443 ssl http2;#listen 127.0.0.1:$port_tls ssl http2;#; s#listen 80;#listen 127.0.0.1:$port_http;#" \
     -e "s#/etc/ssl/gatehouse/#$work/#" \
     deploy/nginx/gatehouse.conf > "$work/site.conf"

@@ -58,18 +58,55 @@ enum Command {
         #[arg(long, value_name = "ADDRESS")]
         to: String,
     },
+    /// Exit 0 when `GET /health` answers 200 in time, else 1 (for container
+    /// and supervisor health checks; no curl needed).
+    Healthcheck {
+        /// `http://host:port[/path]`; default: `/health` on BIND_ADDR.
+        #[arg(long)]
+        url: Option<String>,
+        /// `Host` header to send (default: the URL's, or without --url a
+        /// name from ALLOWED_HOSTS, which the service checks).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// Time limit of the whole exchange.
+        #[arg(long, default_value_t = 3, value_name = "SECS")]
+        timeout_secs: u64,
+    },
+    /// Time Argon2id on this machine and suggest parameters for a target
+    /// hash time that meet the OWASP minimums.
+    CalibrateArgon2 {
+        /// Target time of one hash.
+        #[arg(long, default_value_t = 250, value_name = "MS")]
+        target_ms: u64,
+        /// Largest memory per hash to suggest; more passes are added past it.
+        #[arg(long, default_value_t = 65_536, value_name = "KIB")]
+        max_memory_kib: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the SQLite database to a new file (0600)
+    /// while `serve` runs; for PostgreSQL, use `pg_dump`.
+    Backup {
+        /// The copy to create; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Print the README's configuration table as the settings declare it.
     #[command(hide = true)]
-    ConfigDocs,
+    ConfigDocs {
+        /// Print `.env.example` instead.
+        #[arg(long)]
+        env: bool,
+    },
 }
 
 /// Exit code for a configuration that cannot be used.
 const EXIT_CONFIG: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<(), ExitCode> {
-    if let Command::ConfigDocs = cli.command {
-        let _ = write!(std::io::stdout().lock(), "{}", settings::docs_table());
-        return Ok(());
+    if let Some(result) = run_tool(&cli) {
+        return result;
     }
     let vars = env::collect(cli.env_file.as_deref());
     let (settings, dev_keys) = load(&vars)?;
@@ -107,7 +144,7 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
         match cli.command {
             Command::Serve => serve::run(settings).await,
             Command::Migrate => migrate(&settings.runtime).await,
-            Command::CheckConfig | Command::ConfigDocs => Ok(()),
+            Command::CheckConfig | Command::ConfigDocs { .. } => Ok(()),
             Command::CreateAdmin {
                 username,
                 email,
@@ -115,6 +152,10 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
             } => crate::bootstrap::create_admin(&settings, username, email, full_name).await,
             Command::RotateKeys { batch_size } => crate::rotate::run(&settings, batch_size).await,
             Command::MailTest { to } => crate::mail::test(&settings, &to).await,
+            // Run by `run_tool`, before logging starts.
+            Command::Healthcheck { .. }
+            | Command::CalibrateArgon2 { .. }
+            | Command::Backup { .. } => Ok(()),
         }
     });
     result.map_err(|err| {
@@ -123,18 +164,98 @@ pub fn run(cli: Cli) -> Result<(), ExitCode> {
     })
 }
 
+/// The commands that print instead of logging and need no data keys (so
+/// they create no development key file); `None` for the others.
+fn run_tool(cli: &Cli) -> Option<Result<(), ExitCode>> {
+    let settings = || parse(&env::collect(cli.env_file.as_deref()));
+    let result = match &cli.command {
+        Command::ConfigDocs { env } => {
+            let text = if *env {
+                settings::env_example()
+            } else {
+                settings::docs_table()
+            };
+            let _ = write!(std::io::stdout().lock(), "{text}");
+            Ok(())
+        }
+        // Docker reads exit code 2 as reserved: every failure here is 1.
+        Command::Healthcheck {
+            url,
+            host,
+            timeout_secs,
+        } => healthcheck(url.as_deref(), host.as_deref(), *timeout_secs, settings).map_err(|err| {
+            eprintln!("healthcheck: {err}");
+            ExitCode::FAILURE
+        }),
+        Command::CalibrateArgon2 {
+            target_ms,
+            max_memory_kib,
+            json,
+        } => settings().and_then(|s| {
+            let target = std::time::Duration::from_millis(*target_ms);
+            calibrate(target, *max_memory_kib, *json, &s)
+        }),
+        Command::Backup { to } => settings().and_then(|s| crate::backup::run(&s.runtime, to)),
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn healthcheck(
+    url: Option<&str>,
+    host: Option<&str>,
+    timeout_secs: u64,
+    settings: impl FnOnce() -> Result<Settings, ExitCode>,
+) -> Result<(), String> {
+    use crate::healthcheck::{Target, probe};
+    let mut target = match url {
+        Some(url) => Target::from_url(url)?,
+        None => {
+            let settings = settings().map_err(|_| "the configuration is invalid".to_owned())?;
+            Target::local(settings.runtime.bind_addr, &settings.http.allowed_hosts)?
+        }
+    };
+    if let Some(host) = host {
+        target.set_host_header(host);
+    }
+    probe(&target, std::time::Duration::from_secs(timeout_secs))
+        .map_err(|err| format!("{}: {err}", target.url()))
+}
+
+fn calibrate(
+    target: std::time::Duration,
+    max_memory_kib: u32,
+    json: bool,
+    settings: &Settings,
+) -> Result<(), ExitCode> {
+    let calibration = crate::calibrate::calibrate(target, max_memory_kib, &settings.core.argon2)
+        .map_err(|err| {
+            eprintln!("calibrate-argon2: {err}");
+            ExitCode::FAILURE
+        })?;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        writeln!(out, "{:#}", calibration.to_json())
+    } else {
+        calibration.write_text(&mut out)
+    };
+    written.map_err(|_| ExitCode::FAILURE)
+}
+
+/// The validated settings, or exit code 2 after one line per problem.
+fn parse(vars: &env::Vars) -> Result<Settings, ExitCode> {
+    Settings::from_vars(vars.values.clone()).map_err(|err| {
+        // One line per problem, each naming its variable; never a value of a
+        // secret (the loader does not put them in messages).
+        eprintln!("{err}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 /// The validated settings, with development keys filled in when needed (and
 /// the key file's path when it was used).
 fn load(vars: &env::Vars) -> Result<(Settings, Option<PathBuf>), ExitCode> {
-    let mut settings = match Settings::from_vars(vars.values.clone()) {
-        Ok(settings) => settings,
-        Err(err) => {
-            // One line per problem, each naming its variable; never a value
-            // of a secret (the loader does not put them in messages).
-            eprintln!("{err}");
-            return Err(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let mut settings = parse(vars)?;
     match devkeys::ensure(&mut settings.core) {
         Ok(dev_keys) => Ok((settings, dev_keys)),
         Err(err) => {

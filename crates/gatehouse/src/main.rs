@@ -1,10 +1,13 @@
 //! The `gatehouse` binary: parses the command line, loads the configuration
 //! and wires the crates together. No logic of its own lives here.
 
+mod backup;
 mod bootstrap;
+mod calibrate;
 mod cli;
 mod devkeys;
 mod env;
+mod healthcheck;
 mod mail;
 mod rotate;
 mod serve;

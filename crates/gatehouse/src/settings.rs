@@ -2,11 +2,13 @@
 //! layer's ([`HttpConfig`]) and the binary's own ([`RuntimeConfig`]). The
 //! known variables, `check-config` and the README's table are their union.
 
+mod example;
 mod runtime;
 
 use gatehouse_api::HttpConfig;
 use gatehouse_core::config::{Config, ConfigError, Group, Reader, Var, View, markdown_table};
 
+pub use example::env_example;
 pub use runtime::{LogFormat, RuntimeConfig};
 
 /// The whole, validated configuration.

@@ -1,6 +1,6 @@
 //! Storage adapters: sqlx pools for SQLite (the default) and PostgreSQL, their
 //! embedded migrations, the domain ports implemented on top of them, and
-//! file contents on the local disk.
+//! file contents on the local disk, and online copies of a SQLite database.
 //!
 //! Queries are written once in the dialect both backends accept (`$n`
 //! parameters, `RETURNING`, integer timestamps) and compiled for each pool by
@@ -19,6 +19,7 @@ macro_rules! on_pool {
 #[macro_use]
 mod mail;
 mod audit;
+mod backup;
 mod blobs;
 mod database;
 mod files;
@@ -26,6 +27,7 @@ mod mfa;
 mod sessions;
 mod users;
 
+pub use backup::{BackupError, BackupReport, backup_sqlite};
 pub use blobs::DiskBlobStore;
 pub use database::{Database, PoolSettings, StoreError};
 
