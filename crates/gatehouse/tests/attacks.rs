@@ -1,6 +1,22 @@
 //! The security checklist: one test per attack, each against real running
 //! servers (one on SQLite; two on PostgreSQL + Redis when configured), with
 //! real parallel requests where the attack is a race.
+//!
+//! | # | attack | test |
+//! |---|---|---|
+//! | 1 | guess 2FA codes forever by logging in again | `second_factor_guessing_is_bounded_by_the_lockout` |
+//! | 2 | race many wrong passwords past the lockout | `parallel_guessing_checks_at_most_max_attempts` |
+//! | 3 | use change-password / 2FA disable as a password oracle | `password_checks_outside_login_count_toward_the_lockout` |
+//! | 4 | take over an account with an API key | `an_api_key_cannot_take_over_the_account` |
+//! | 5 | take a fresh rate limit per IPv6 address or forged hop | `crates/api/tests/api/ratelimit.rs` (through the router) |
+//! | 6 | reuse a logged-out token after a restart or a Redis outage | `a_logged_out_login_stays_dead_across_a_restart`, `a_logout_during_a_redis_outage_fails_closed` |
+//! | 7 | keep a lost role while invalidations cannot travel | `a_demotion_reaches_every_instance_even_without_invalidations` |
+//! | 8 | truncate or rewrite the audit trail | `attacks_audit.rs`, `crates/api/tests/api/audit_chain.rs` |
+//! | 9 | hold the server with slow or idle connections | `attacks_connections.rs` |
+//! | 10 | fill the disk with uploads | `attacks_files.rs`, `crates/api/tests/api/files/limits.rs` |
+//! | 11 | lose a password change to a racing re-hash or refresh | `a_rehash_never_restores_a_changed_password`, `a_refresh_racing_a_password_change_never_survives_it` |
+//! | 12 | probe for taken addresses through email change | `an_email_change_does_not_reveal_taken_addresses` |
+//! | 13 | `crit` tokens, malformed bodies, typed passwords in logs, weak secrets, open files, cancelled hashes | `a_typed_username_never_reaches_the_log`; `crates/api/tests/api/{tokens,bodies}.rs`; settings tests; `cli.rs` file modes; the hashing pool's unit test |
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
