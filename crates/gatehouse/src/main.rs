@@ -8,6 +8,7 @@ mod cli;
 mod devkeys;
 mod env;
 mod healthcheck;
+mod https;
 mod mail;
 mod rotate;
 mod serve;
