@@ -9,6 +9,7 @@ mod devkeys;
 mod env;
 mod healthcheck;
 mod https;
+mod loopback_tls;
 mod mail;
 mod rotate;
 mod serve;

@@ -154,7 +154,8 @@ async fn https_speaks_http2_and_http11_by_alpn_and_tls12() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
     let (_, cert, key) = ca.issue(1);
-    let server = start(dir.path(), &Files::write(dir.path(), &cert, &key), &[]);
+    let files = Files::write(dir.path(), &cert, &key);
+    let server = start(dir.path(), &files, &[]);
 
     // A browser-like client offers both and gets HTTP/2 over TLS 1.3.
     let all = [&rustls::version::TLS13, &rustls::version::TLS12];
@@ -169,7 +170,7 @@ async fn https_speaks_http2_and_http11_by_alpn_and_tls12() {
             .await
             .unwrap();
     tokio::spawn(conn);
-    let req = hyper::Request::get(format!("https://localhost/health"))
+    let req = hyper::Request::get("https://localhost/health")
         .body(Empty::<Bytes>::new())
         .unwrap();
     let res = timeout(BOUND, send.send_request(req))
@@ -203,6 +204,22 @@ async fn https_speaks_http2_and_http11_by_alpn_and_tls12() {
     let mut buf = Vec::new();
     let _ = timeout(BOUND, plain.read_to_end(&mut buf)).await.unwrap();
     assert!(!String::from_utf8_lossy(&buf).contains("200"));
+
+    // The container health check speaks TLS to the same settings.
+    let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
+    let probe = gatehouse(
+        dir.path(),
+        &[
+            ("BIND_ADDR", server.addr.as_str()),
+            ("JWT_SECRET_KEY", SECRET),
+            ("TLS_CERT_FILE", cert),
+            ("TLS_KEY_FILE", key),
+        ],
+    )
+    .arg("healthcheck")
+    .output()
+    .unwrap();
+    assert!(probe.status.success(), "{probe:?}");
     server.stop();
 }
 

@@ -180,6 +180,9 @@ pub fn server_config(
             e => TlsError::new("TLS_KEY_FILE", format!("cannot be used: {e}")),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Our order (strongest first, TLS 1.3's before 1.2's) decides, not the
+    // client's: a client cannot steer the session to its weakest suite.
+    config.ignore_client_order = true;
     Ok(config)
 }
 
@@ -235,6 +238,7 @@ mod tests {
             config.alpn_protocols,
             [b"h2".to_vec(), b"http/1.1".to_vec()]
         );
+        assert!(config.ignore_client_order);
     }
 
     #[test]
