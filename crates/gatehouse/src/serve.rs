@@ -42,22 +42,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let app = gatehouse_api::app(state);
 
     let listeners = bind(&config).await?;
-    let addr = listeners.public.local_addr().map_err(|e| e.to_string())?;
-    let metrics_addr = listeners.metrics.local_addr().map_err(|e| e.to_string())?;
-    let redirect_addr = match &listeners.redirect {
-        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
-        None => None,
-    };
-    tracing::info!(
-        addr = %addr,
-        metrics_addr = %metrics_addr,
-        redirect_addr = redirect_addr.as_ref().map(tracing::field::display),
-        https = tls.is_some(),
-        backend = db.backend(),
-        environment = environment.as_str(),
-        version = env!("CARGO_PKG_VERSION"),
-        "gatehouse listening"
-    );
+    let addr = log_listening(
+        &listeners,
+        tls.is_some(),
+        db.backend(),
+        environment.as_str(),
+    )?;
     log_trace_export(&config);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -113,6 +103,33 @@ fn spawn_metrics(
             tracing::error!(error = %err, "metrics listener failed");
         }
     })
+}
+
+/// The startup line, naming every bound address (a `:0` port is picked at
+/// bind time); the public address.
+fn log_listening(
+    listeners: &Listeners,
+    is_https: bool,
+    backend: &str,
+    environment: &str,
+) -> Result<SocketAddr, String> {
+    let addr = listeners.public.local_addr().map_err(|e| e.to_string())?;
+    let metrics_addr = listeners.metrics.local_addr().map_err(|e| e.to_string())?;
+    let redirect_addr = match &listeners.redirect {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    tracing::info!(
+        addr = %addr,
+        metrics_addr = %metrics_addr,
+        redirect_addr = redirect_addr.as_ref().map(tracing::field::display),
+        https = is_https,
+        backend,
+        environment,
+        version = env!("CARGO_PKG_VERSION"),
+        "gatehouse listening"
+    );
+    Ok(addr)
 }
 
 fn log_trace_export(config: &RuntimeConfig) {
