@@ -181,6 +181,9 @@ async fn https_speaks_http2_and_http11_by_alpn_and_tls12() {
     assert_eq!(res.version(), hyper::Version::HTTP_2);
     // Arrived over HTTPS: HSTS is sent (RFC 6797).
     assert!(res.headers().contains_key("strict-transport-security"));
+    // A client that keeps an unread response open holds shutdown to its
+    // grace period: this one is done with it.
+    drop((send, res));
 
     // A client limited to TLS 1.2 and HTTP/1.1 is served too.
     let tls12 = [&rustls::version::TLS12];
@@ -194,6 +197,19 @@ async fn https_speaks_http2_and_http11_by_alpn_and_tls12() {
     assert_eq!(res.status(), 200);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("ok"));
+
+    // With the openssl CLI at hand: TLS 1.1 refused where 1.2 is accepted.
+    let s_client = |version: &str| {
+        std::process::Command::new("openssl")
+            .args(["s_client", version, "-cipher", "DEFAULT@SECLEVEL=0"])
+            .args(["-connect", &server.addr, "-servername", "localhost"])
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    if let (Ok(tls11), Ok(tls12)) = (s_client("-tls1_1"), s_client("-tls1_2")) {
+        assert!(!tls11.status.success(), "TLS 1.1 accepted");
+        assert!(tls12.status.success(), "{tls12:?}");
+    }
 
     // Plain HTTP on the HTTPS port gets no answer.
     let mut plain = TcpStream::connect(&server.addr).await.unwrap();
