@@ -37,12 +37,15 @@ pub fn reload_on_hangup(tls: Tls) -> JoinHandle<()> {
                 }
             };
             while hangups.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(err) => tracing::error!(
+                // Reading files blocks: off the runtime's worker threads.
+                let reloading = tls.clone();
+                match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                    Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                    Ok(Err(err)) => tracing::error!(
                         error = %err,
                         "TLS certificate reload failed; keeping the current one"
                     ),
+                    Err(err) => tracing::error!(error = %err, "TLS certificate reload failed"),
                 }
             }
         }
