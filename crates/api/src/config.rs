@@ -38,8 +38,8 @@ gatehouse_core::settings! {
     /// Serving HTTPS directly: both files or neither.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct TlsConfig {
-        /// certificate chain (PEM) to serve HTTPS directly (not in this build:
-        /// terminate TLS at a proxy)
+        /// certificate chain (PEM, leaf first) to serve HTTPS directly on
+        /// `BIND_ADDR`; re-read with the key on SIGHUP
         pub cert_file: Option<PathBuf> = "TLS_CERT_FILE", Path;
         /// private key (PEM) of `TLS_CERT_FILE`
         pub key_file: Option<PathBuf> = "TLS_KEY_FILE", Path;

@@ -21,5 +21,5 @@ pub use app::{App, app, build};
 pub use config::{AppConfig, HttpConfig};
 pub use error::{ApiError, FieldError};
 pub use routes::routes;
-pub use server::{Handshake, Plain, serve, serve_with};
+pub use server::{Handshake, Plain, Tls, TlsError, serve, serve_service, serve_with};
 pub use state::{AppState, Services};

@@ -119,7 +119,9 @@ pub fn is_host_allowed(host_header: &str, allowed: &[HostPattern]) -> bool {
     allowed.iter().any(|pattern| pattern.matches(&host))
 }
 
-fn host_without_port(value: &str) -> Option<&str> {
+/// The host of a `Host` header value: its port and an IPv6 literal's
+/// brackets removed; `None` when it is malformed.
+pub fn host_without_port(value: &str) -> Option<&str> {
     let value = value.trim();
     if let Some(rest) = value.strip_prefix('[') {
         // IPv6 literal: `[::1]` or `[::1]:8000`.

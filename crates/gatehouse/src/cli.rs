@@ -212,7 +212,11 @@ fn healthcheck(
         Some(url) => Target::from_url(url)?,
         None => {
             let settings = settings().map_err(|_| "the configuration is invalid".to_owned())?;
-            Target::local(settings.runtime.bind_addr, &settings.http.allowed_hosts)?
+            Target::local(
+                settings.runtime.bind_addr,
+                &settings.http.allowed_hosts,
+                settings.http.tls.is_enabled(),
+            )?
         }
     };
     if let Some(host) = host {

@@ -1,12 +1,15 @@
-//! `gatehouse healthcheck`: one `GET /health` over plain HTTP/1.1, for
-//! container runtimes and supervisors that have no curl. Exit 0 on a 200
-//! within the time limit, 1 otherwise (Docker reserves exit code 2).
+//! `gatehouse healthcheck`: one `GET /health` over HTTP/1.1, for container
+//! runtimes and supervisors that have no curl. Exit 0 on a 200 within the
+//! time limit, 1 otherwise (Docker reserves exit code 2). When HTTPS is
+//! served directly it speaks TLS, to loopback only (see [`loopback_tls`]).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use gatehouse_core::network::HostPattern;
+
+use crate::loopback_tls::{self, Conn};
 
 /// Where to ask and which `Host` to name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,17 +19,29 @@ pub struct Target {
     path: String,
     /// The `Host` header: the service refuses names outside `ALLOWED_HOSTS`.
     host_header: String,
+    /// Over TLS, without verifying the certificate: loopback only.
+    is_https: bool,
 }
 
 impl Target {
-    /// `http://host[:port][/path]`; no path means `/health`.
+    /// `http://host[:port][/path]`, or `https://` to a loopback address
+    /// (the certificate is not verified); no path means `/health`.
     pub fn from_url(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("{url}: expected an http:// URL (this probe speaks plain HTTP)")
-        })?;
+        let (rest, is_https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err(format!("{url}: expected an http:// or https:// URL")),
+        };
         let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-        let (host, port) = split_authority(authority)
-            .ok_or_else(|| format!("{url}: expected http://host[:port][/path]"))?;
+        let default_port = if is_https { 443 } else { 80 };
+        let (host, port) = split_authority(authority, default_port)
+            .ok_or_else(|| format!("{url}: expected http(s)://host[:port][/path]"))?;
+        if is_https && !is_loopback(&host) {
+            return Err(format!(
+                "{url}: https:// only to a loopback address (the probe does not verify \
+                 certificates)"
+            ));
+        }
         let path = if path.is_empty() || path == "/" {
             "/health".to_owned()
         } else {
@@ -37,12 +52,18 @@ impl Target {
             port,
             path,
             host_header: authority.to_owned(),
+            is_https,
         })
     }
 
     /// `/health` on the service's own listener: a wildcard bind address is
-    /// reached through loopback, under a name `ALLOWED_HOSTS` accepts.
-    pub fn local(bind: SocketAddr, allowed: &[HostPattern]) -> Result<Self, String> {
+    /// reached through loopback, under a name `ALLOWED_HOSTS` accepts; over
+    /// TLS when HTTPS is served directly.
+    pub fn local(
+        bind: SocketAddr,
+        allowed: &[HostPattern],
+        is_https: bool,
+    ) -> Result<Self, String> {
         if bind.port() == 0 {
             return Err("BIND_ADDR has port 0 (picked at start): pass --url".into());
         }
@@ -57,6 +78,7 @@ impl Target {
             path: "/health".into(),
             host_header: allowed_name(allowed)
                 .unwrap_or_else(|| SocketAddr::new(ip, bind.port()).to_string()),
+            is_https,
         })
     }
 
@@ -70,7 +92,8 @@ impl Target {
         } else {
             self.host.clone()
         };
-        format!("http://{host}:{}{}", self.port, self.path)
+        let scheme = if self.is_https { "https" } else { "http" };
+        format!("{scheme}://{host}:{}{}", self.port, self.path)
     }
 }
 
@@ -90,8 +113,14 @@ fn allowed_name(allowed: &[HostPattern]) -> Option<String> {
     })
 }
 
-/// `host[:port]` or `[v6][:port]`; port 80 when absent.
-fn split_authority(authority: &str) -> Option<(String, u16)> {
+/// `localhost` or a loopback IP address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host[:port]` or `[v6][:port]`; `default_port` when absent.
+fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         (host, after.strip_prefix(':'))
@@ -103,7 +132,7 @@ fn split_authority(authority: &str) -> Option<(String, u16)> {
     };
     let port = match port {
         Some(p) => p.parse().ok()?,
-        None => 80,
+        None => default_port,
     };
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
@@ -132,13 +161,20 @@ pub fn probe(target: &Target, timeout: Duration) -> Result<(), String> {
             Err(e) => last_error = format!("cannot connect to {addr}: {e}"),
         }
     }
-    let mut stream = stream.ok_or(last_error)?;
+    let stream = stream.ok_or(last_error)?;
+    let mut stream = if target.is_https {
+        // Only loopback targets get here (see `Target`).
+        loopback_tls::Conn::tls(stream, &target.host)?
+    } else {
+        Conn::Plain(stream)
+    };
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gatehouse-healthcheck\r\n\
          Accept: application/json\r\nConnection: close\r\n\r\n",
         target.path, target.host_header
     );
     stream
+        .tcp()
         .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
     stream
@@ -154,13 +190,14 @@ pub fn probe(target: &Target, timeout: Duration) -> Result<(), String> {
 
 /// Reads up to the end of the status line and returns its code.
 fn read_status(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     left: &dyn Fn() -> Result<Duration, String>,
 ) -> Result<u16, String> {
     let mut head = Vec::with_capacity(128);
     let mut buf = [0u8; 128];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
         stream
+            .tcp()
             .set_read_timeout(Some(left()?))
             .map_err(|e| e.to_string())?;
         match stream.read(&mut buf) {
@@ -206,7 +243,10 @@ mod tests {
             ("::1", 80, "/ready")
         );
         assert_eq!(t.url(), "http://[::1]:80/ready");
-        for bad in ["https://x", "http://", "http://h:port", "ftp://h"] {
+        let t = Target::from_url("https://127.0.0.1:8443").unwrap();
+        assert_eq!(t.url(), "https://127.0.0.1:8443/health");
+        assert_eq!(Target::from_url("https://localhost").unwrap().port, 443);
+        for bad in ["https://example.com", "http://", "http://h:port", "ftp://h"] {
             assert!(Target::from_url(bad).is_err(), "{bad}");
         }
     }
@@ -217,13 +257,13 @@ mod tests {
             HostPattern::parse("*.example.com").unwrap(),
             HostPattern::parse("auth.example.com").unwrap(),
         ];
-        let t = Target::local("0.0.0.0:8000".parse().unwrap(), &allowed).unwrap();
+        let t = Target::local("0.0.0.0:8000".parse().unwrap(), &allowed, false).unwrap();
         assert_eq!(t.url(), "http://127.0.0.1:8000/health");
         assert_eq!(t.host_header, "auth.example.com");
-        let t = Target::local("[::]:8000".parse().unwrap(), &allowed[..1]).unwrap();
-        assert_eq!(t.url(), "http://[::1]:8000/health");
+        let t = Target::local("[::]:8000".parse().unwrap(), &allowed[..1], true).unwrap();
+        assert_eq!(t.url(), "https://[::1]:8000/health");
         assert_eq!(t.host_header, "healthcheck.example.com");
-        assert!(Target::local("127.0.0.1:0".parse().unwrap(), &allowed).is_err());
+        assert!(Target::local("127.0.0.1:0".parse().unwrap(), &allowed, false).is_err());
     }
 
     #[test]

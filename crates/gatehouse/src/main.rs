@@ -8,6 +8,8 @@ mod cli;
 mod devkeys;
 mod env;
 mod healthcheck;
+mod https;
+mod loopback_tls;
 mod mail;
 mod rotate;
 mod serve;

@@ -1,7 +1,10 @@
 //! `gatehouse serve`: connect, migrate, bind, serve until SIGTERM/SIGINT,
 //! then drain in-flight requests within `SHUTDOWN_GRACE_SECS`. Prometheus
-//! metrics are served beside it on `METRICS_ADDR`, and the mail outbox is
-//! sent beside it; both stop with it.
+//! metrics are served beside it on `METRICS_ADDR`, the redirect to HTTPS on
+//! `HTTP_REDIRECT_ADDR` when HTTPS is served directly, and the mail outbox is
+//! sent beside it; all stop with it.
+
+use std::net::SocketAddr;
 
 use gatehouse_api::{AppConfig, AppState, metrics};
 use gatehouse_store::Database;
@@ -13,13 +16,8 @@ use crate::cli::{connect, error_chain};
 use crate::settings::{RuntimeConfig, Settings};
 
 pub async fn run(settings: Settings) -> Result<(), String> {
-    if settings.http.tls.is_enabled() {
-        return Err(
-            "TLS_CERT_FILE/TLS_KEY_FILE: serving HTTPS directly is not supported by this build; \
-             terminate TLS at a reverse proxy (see README)"
-                .into(),
-        );
-    }
+    // Read first: a certificate that cannot be served stops startup at once.
+    let tls = crate::https::load(&settings.http.tls)?;
     let db = connect(&settings.runtime).await?;
     if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
@@ -40,38 +38,36 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let state = AppState::new(AppConfig::new(core, http).showing(&config), services);
     let pruning = retention_days.map(|days| spawn_audit_pruning(state.clone(), days));
     let housekeeping = crate::upkeep::start(&state, pruning).await;
+    let (allowed_hosts, limits) = (state.http().allowed_hosts.clone(), state.http().connections);
     let app = gatehouse_api::app(state);
 
-    let (listener, metrics_listener) = bind(&config).await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let metrics_addr = metrics_listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(
-        addr = %addr,
-        metrics_addr = %metrics_addr,
-        backend = db.backend(),
-        environment = environment.as_str(),
-        version = env!("CARGO_PKG_VERSION"),
-        "gatehouse listening"
-    );
+    let listeners = bind(&config).await?;
+    let addr = log_listening(
+        &listeners,
+        tls.is_some(),
+        db.backend(),
+        environment.as_str(),
+    )?;
     log_trace_export(&config);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let mut metrics_stop = stop_tx.subscribe();
     let upkeep = spawn_metrics_upkeep(handle.clone(), db.clone());
-    let metrics_server = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = metrics_stop.wait_for(|stopped| *stopped).await;
-        };
-        if let Err(err) = metrics::serve(metrics_listener, handle, stopped).await {
-            tracing::error!(error = %err, "metrics listener failed");
-        }
+    let metrics_server = spawn_metrics(listeners.metrics, handle, stop_tx.subscribe());
+    let redirect = listeners.redirect.map(|listener| {
+        crate::https::serve_redirect(listener, allowed_hosts, addr, limits, stop_tx.subscribe())
     });
+    let reload = tls.clone().map(crate::https::reload_on_hangup);
     let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: draining in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let server = gatehouse_api::serve(listener, app, shutdown);
+    let server = async move {
+        match tls {
+            Some(tls) => gatehouse_api::serve_with(listeners.public, tls, app, shutdown).await,
+            None => gatehouse_api::serve(listeners.public, app, shutdown).await,
+        }
+    };
     let grace = config.shutdown_grace;
     let deadline = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -82,12 +78,58 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing remaining connections"),
     }
     mail.stop().await;
-    upkeep.abort();
-    metrics_server.abort();
+    for task in [Some(upkeep), Some(metrics_server), redirect, reload]
+        .into_iter()
+        .flatten()
+    {
+        task.abort();
+    }
     housekeeping.stop().await;
     db.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+fn spawn_metrics(
+    listener: TcpListener,
+    handle: metrics::PrometheusHandle,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(err) = metrics::serve(listener, handle, stopped).await {
+            tracing::error!(error = %err, "metrics listener failed");
+        }
+    })
+}
+
+/// The startup line, naming every bound address (a `:0` port is picked at
+/// bind time); the public address.
+fn log_listening(
+    listeners: &Listeners,
+    is_https: bool,
+    backend: &str,
+    environment: &str,
+) -> Result<SocketAddr, String> {
+    let addr = listeners.public.local_addr().map_err(|e| e.to_string())?;
+    let metrics_addr = listeners.metrics.local_addr().map_err(|e| e.to_string())?;
+    let redirect_addr = match &listeners.redirect {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    tracing::info!(
+        addr = %addr,
+        metrics_addr = %metrics_addr,
+        redirect_addr = redirect_addr.as_ref().map(tracing::field::display),
+        https = is_https,
+        backend,
+        environment,
+        version = env!("CARGO_PKG_VERSION"),
+        "gatehouse listening"
+    );
+    Ok(addr)
 }
 
 fn log_trace_export(config: &RuntimeConfig) {
@@ -97,22 +139,35 @@ fn log_trace_export(config: &RuntimeConfig) {
     }
 }
 
-/// The public listener and the metrics listener.
-async fn bind(config: &RuntimeConfig) -> Result<(TcpListener, TcpListener), String> {
+/// The listeners `serve` binds.
+struct Listeners {
+    public: TcpListener,
+    metrics: TcpListener,
+    /// Plain HTTP, redirecting to HTTPS (`HTTP_REDIRECT_ADDR`).
+    redirect: Option<TcpListener>,
+}
+
+async fn listen(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{var}: cannot listen on {addr}: {e}"))
+}
+
+/// The public listener, the metrics listener and the redirect listener.
+async fn bind(config: &RuntimeConfig) -> Result<Listeners, String> {
     // Metrics stay off the public port: a scrape endpoint reveals traffic.
     if config.metrics_addr == config.bind_addr && config.bind_addr.port() != 0 {
         return Err("METRICS_ADDR: must differ from BIND_ADDR (metrics are private)".into());
     }
-    let listener = TcpListener::bind(config.bind_addr)
-        .await
-        .map_err(|e| format!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
-    let metrics_listener = TcpListener::bind(config.metrics_addr).await.map_err(|e| {
-        format!(
-            "METRICS_ADDR: cannot listen on {}: {e}",
-            config.metrics_addr
-        )
-    })?;
-    Ok((listener, metrics_listener))
+    let redirect = match config.redirect_addr {
+        Some(addr) => Some(listen("HTTP_REDIRECT_ADDR", addr).await?),
+        None => None,
+    };
+    Ok(Listeners {
+        public: listen("BIND_ADDR", config.bind_addr).await?,
+        metrics: listen("METRICS_ADDR", config.metrics_addr).await?,
+        redirect,
+    })
 }
 
 /// Every few seconds: drains histogram samples (the recorder does not do it

@@ -32,6 +32,14 @@ impl Settings {
         let core = Config::load(&mut r);
         let http = HttpConfig::load(&mut r, core.is_production());
         let runtime = RuntimeConfig::load(&mut r, &core.data_dir, core.is_production());
+        if runtime.redirect_addr.is_some() && !http.tls.is_enabled() {
+            // Redirecting to an HTTPS port that is not served would strand
+            // every client.
+            r.problem(
+                "HTTP_REDIRECT_ADDR",
+                "needs TLS_CERT_FILE and TLS_KEY_FILE (it redirects to HTTPS on BIND_ADDR)",
+            );
+        }
         r.finish(Self {
             core,
             http,

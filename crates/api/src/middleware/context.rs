@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::HttpConfig;
 use crate::metrics;
 use crate::middleware::trace_context::{self, TRACEPARENT};
+use crate::server::OverTls;
 use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -136,7 +137,8 @@ pub fn begin(state: &AppState, req: &mut Request) -> Started {
     let ctx = RequestContext {
         request_id,
         client_ip,
-        is_https: config.tls.is_enabled() || forwarded_https,
+        // A request on the TLS listener arrived over HTTPS whatever it says.
+        is_https: req.extensions().get::<OverTls>().is_some() || forwarded_https,
         trace_id,
         filled: Arc::default(),
     };

@@ -24,19 +24,19 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::activity::{Activity, Expiry, InFlight};
-use super::{Handshake, Shared};
-use crate::app::App;
+use super::{Handshake, OverTls, Service, Shared};
 
 /// Serves one connection until it closes, its deadline passes, or the
 /// server stops (then in-flight requests finish first). The permit is held
 /// to the end: it is what the connection cap counts.
-pub(super) async fn run<I, H>(
+pub(super) async fn run<I, H, S>(
     io: I,
     peer: SocketAddr,
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared<H, S>>,
     _permit: OwnedSemaphorePermit,
 ) where
     H: Handshake<I>,
+    S: Service,
 {
     let limits = shared.limits;
     let activity = Arc::new(Activity::new(limits, Instant::now()));
@@ -58,6 +58,7 @@ pub(super) async fn run<I, H>(
     let service = ConnectionService {
         app: shared.app.clone(),
         peer,
+        is_tls: H::IS_TLS,
         activity: activity.clone(),
     };
     let conn = shared.builder.serve_connection(io, service);
@@ -98,16 +99,17 @@ pub(super) async fn run<I, H>(
 }
 
 /// The application as one connection serves it: each request carries the
-/// peer address (as `ConnectInfo`) and is tracked until its response body
-/// is done.
+/// peer address (as `ConnectInfo`), and [`OverTls`] on a TLS connection,
+/// and is tracked until its response body is done.
 #[derive(Debug, Clone)]
-struct ConnectionService {
-    app: App,
+struct ConnectionService<S> {
+    app: S,
     peer: SocketAddr,
+    is_tls: bool,
     activity: Arc<Activity>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+impl<S: Service> hyper::service::Service<Request<Incoming>> for ConnectionService<S> {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -116,6 +118,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         let request = self.activity.request_started();
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        if self.is_tls {
+            req.extensions_mut().insert(OverTls);
+        }
         // A combinator, not an `async` block: the compiler cannot prove the
         // block `Send` across the panic handler's higher-ranked fn type.
         Box::pin(self.app.clone().oneshot(req).map_ok(move |res| {

@@ -2,19 +2,24 @@
 //! cap (`MAX_CONNECTIONS`), a watchdog per connection (header, idle and
 //! response deadlines: see [`activity`]) and draining on shutdown.
 //!
-//! The loop is generic over the listener and over a [`Handshake`] run on
-//! each accepted connection, so a TLS acceptor slots in without touching
-//! the rest.
+//! The loop is generic over the listener, over a [`Handshake`] run on each
+//! accepted connection (plain, or [`Tls`]) and over the service, so the
+//! HTTPS redirect listener ([`redirect`]) gets the same limits.
 
 mod activity;
 mod connection;
+mod redirect;
+mod tls;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::response::Response;
 use axum::serve::Listener;
+use http::Request;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,12 +28,17 @@ use tokio::sync::{Semaphore, watch};
 use crate::app::App;
 use crate::config::ConnectionConfig;
 
+pub use redirect::redirect;
+pub use tls::{PROTOCOL_VERSIONS, Tls, TlsError, server_config};
+
 /// Turns an accepted connection into the stream HTTP is spoken over. It
 /// runs in the connection's own task, within the header-read timeout, so a
 /// client that stalls it holds neither the accept loop nor its connection
 /// slot for long.
 pub trait Handshake<I>: Send + Sync + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Whether requests on the connection arrived over TLS (HTTPS).
+    const IS_TLS: bool = false;
 
     fn handshake(&self, io: I) -> impl Future<Output = io::Result<Self::Io>> + Send;
 }
@@ -48,10 +58,43 @@ where
     }
 }
 
+/// The service a server hands each request to: the application, or the
+/// redirect.
+pub trait Service:
+    tower::Service<
+        Request<Body>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Service for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Marks a request that arrived on a TLS connection: it was sent over
+/// HTTPS whatever its headers say.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 /// What every connection of one server shares.
-struct Shared<H> {
+struct Shared<H, S> {
     builder: auto::Builder<TokioExecutor>,
-    app: App,
+    app: S,
     limits: ConnectionConfig,
     handshake: H,
     /// Turns true when the server stops: connections drain and close.
@@ -85,7 +128,7 @@ where
 
 /// [`serve`], with `handshake` run on every accepted connection first.
 pub async fn serve_with<L, H>(
-    mut listener: L,
+    listener: L,
     handshake: H,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -95,6 +138,22 @@ where
     H: Handshake<L::Io>,
 {
     let limits = app.state().http().connections;
+    serve_service(listener, handshake, app, limits, shutdown).await
+}
+
+/// [`serve_with`] for any service, with its connection limits given.
+pub async fn serve_service<L, H, S>(
+    mut listener: L,
+    handshake: H,
+    app: S,
+    limits: ConnectionConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    H: Handshake<L::Io>,
+    S: Service,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let (stop, stopping) = watch::channel(false);
     let shared = Arc::new(Shared {

@@ -65,6 +65,9 @@ gatehouse_core::settings! {
         /// allow a non-loopback `METRICS_ADDR` in production (the metrics
         /// listener has no authentication: put it behind a firewall)
         pub metrics_public: bool = "METRICS_PUBLIC", Flag, default false;
+        /// plain-HTTP listener that only redirects (308) to HTTPS on
+        /// `BIND_ADDR`; needs `TLS_CERT_FILE`
+        pub redirect_addr: Option<SocketAddr> = "HTTP_REDIRECT_ADDR", Address;
         pub database: DatabaseConfig = group(data_dir);
         /// `redis://…`; shares limits, lockouts, denylist and cache across
         /// instances
@@ -107,6 +110,33 @@ impl RuntimeConfig {
             );
         }
         config
+    }
+}
+
+/// An optional listen address: unset, no listener.
+#[derive(Debug, Clone, Copy)]
+struct Address;
+
+impl Kind<Option<SocketAddr>> for Address {
+    type Default = ();
+
+    fn read(&self, r: &mut Reader, var: &'static str, (): ()) -> Option<SocketAddr> {
+        let raw = r.raw(var)?;
+        match raw.parse() {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                r.problem(var, format!("cannot parse `{raw}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn show(&self, value: &Option<SocketAddr>) -> Value {
+        value.map_or(Value::Null, |addr| Value::from(addr.to_string()))
+    }
+
+    fn describe(&self, (): &()) -> String {
+        NO_DEFAULT.to_owned()
     }
 }
 

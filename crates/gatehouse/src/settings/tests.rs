@@ -163,6 +163,21 @@ fn tls_needs_both_files() {
 }
 
 #[test]
+fn the_redirect_listener_needs_tls() {
+    let err = load(&[("HTTP_REDIRECT_ADDR", "127.0.0.1:8080")]).unwrap_err();
+    assert_eq!(problem_vars(&err), vec!["HTTP_REDIRECT_ADDR"]);
+    let err = load(&[("HTTP_REDIRECT_ADDR", "not an address")]).unwrap_err();
+    assert!(problem_vars(&err).contains(&"HTTP_REDIRECT_ADDR"));
+    let c = load(&[
+        ("HTTP_REDIRECT_ADDR", "[::]:80"),
+        ("TLS_CERT_FILE", "cert.pem"),
+        ("TLS_KEY_FILE", "key.pem"),
+    ])
+    .unwrap();
+    assert_eq!(c.runtime.redirect_addr, Some("[::]:80".parse().unwrap()));
+}
+
+#[test]
 fn the_trace_exporter_needs_an_http_collector_url() {
     let c = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).unwrap();
     assert_eq!(

@@ -4,6 +4,7 @@
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "shared by test crates that each use part of it; test code fails loudly"
 )]
 
@@ -13,6 +14,7 @@ pub mod smtp;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,8 +36,12 @@ pub struct Server {
     /// The public and the metrics listener, as `host:port`.
     pub addr: String,
     pub metrics_addr: String,
+    /// The redirect-to-HTTPS listener, when `HTTP_REDIRECT_ADDR` is set.
+    pub redirect_addr: Option<String>,
     /// Every stdout line, handed back by [`Server::stop`].
     lines: Option<JoinHandle<Vec<String>>>,
+    /// Every stdout line after the startup line, as it is written.
+    live: Receiver<serde_json::Value>,
 }
 
 /// Starts `cmd serve` and waits (up to a minute) for its startup line.
@@ -48,33 +54,60 @@ pub fn serve(mut cmd: Command) -> Server {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (live_tx, live) = std::sync::mpsc::channel();
     let lines = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "gatehouse listening"
-            {
-                let _ = addr_tx.send((
-                    v["addr"].as_str().unwrap_or_default().to_owned(),
-                    v["metrics_addr"].as_str().unwrap_or_default().to_owned(),
-                ));
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "gatehouse listening" {
+                    let _ = addr_tx.send(v.clone());
+                }
+                let _ = live_tx.send(v);
             }
             lines.push(line);
         }
         lines
     });
-    let (addr, metrics_addr) = addr_rx
+    let started = addr_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server reported its addresses");
+    let addr_of = |field: &str| started[field].as_str().map(str::to_owned);
     Server {
         child: Some(child),
-        addr,
-        metrics_addr,
+        addr: addr_of("addr").unwrap_or_default(),
+        metrics_addr: addr_of("metrics_addr").unwrap_or_default(),
+        redirect_addr: addr_of("redirect_addr"),
         lines: Some(lines),
+        live,
     }
 }
 
 impl Server {
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().unwrap();
+        let kill = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+
+    /// Waits (up to a minute) for the next log line with this message.
+    pub fn wait_for(&self, message: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .live
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line `{message}`"));
+            if line["message"] == message {
+                return line;
+            }
+        }
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns its status and every
     /// line the server wrote to stdout.
     pub fn stop(mut self) -> (ExitStatus, Vec<String>) {
