@@ -349,24 +349,33 @@ async fn a_logged_out_login_stays_dead_across_a_restart() {
     d.stop().await;
 }
 
+/// Two instances on PostgreSQL and a `redis-server` of the test's own, which
+/// it may kill; `None` (with a notice) when either is not available.
+async fn with_own_redis() -> Option<(support::deployment::OwnRedis, Deployment)> {
+    if !backends().contains(&support::deployment::Backend::Shared) {
+        eprintln!("PostgreSQL/Redis not configured: not run");
+        return None;
+    }
+    let Some(redis) = support::deployment::OwnRedis::start() else {
+        eprintln!("redis-server not installed: not run");
+        return None;
+    };
+    let url = redis.url();
+    let mut extra = NO_IP_LIMITS.to_vec();
+    extra.push(("REDIS_URL", url.as_str()));
+    let d = Deployment::start(support::deployment::Backend::Shared, &extra).await;
+    Some((redis, d))
+}
+
 /// Item 6 (fault drill): with Redis down, a logout cannot reach the other
 /// instances at once, so it answers 503 and changes nothing; once Redis is
 /// back it takes effect everywhere. Authenticated reads keep working during
 /// the outage, checked against the database.
 #[tokio::test]
 async fn a_logout_during_a_redis_outage_fails_closed() {
-    if !backends().contains(&support::deployment::Backend::Shared) {
-        eprintln!("PostgreSQL/Redis not configured: drill not run");
-        return;
-    }
-    let Some(mut redis) = support::deployment::OwnRedis::start() else {
-        eprintln!("redis-server not installed: drill not run");
+    let Some((mut redis, d)) = with_own_redis().await else {
         return;
     };
-    let url = redis.url();
-    let mut extra = NO_IP_LIMITS.to_vec();
-    extra.push(("REDIS_URL", url.as_str()));
-    let d = Deployment::start(support::deployment::Backend::Shared, &extra).await;
     d.register("drill6").await;
     let (access, _) = login_pair(&d, 0, "drill6", PASSWORD).await;
     redis.kill();
@@ -424,18 +433,9 @@ async fn a_logout_during_a_redis_outage_fails_closed() {
 /// the service's back).
 #[tokio::test]
 async fn a_demotion_reaches_every_instance_even_without_invalidations() {
-    if !backends().contains(&support::deployment::Backend::Shared) {
-        eprintln!("PostgreSQL/Redis not configured: not run");
-        return;
-    }
-    let Some(mut redis) = support::deployment::OwnRedis::start() else {
-        eprintln!("redis-server not installed: not run");
+    let Some((mut redis, d)) = with_own_redis().await else {
         return;
     };
-    let url = redis.url();
-    let mut extra = NO_IP_LIMITS.to_vec();
-    extra.push(("REDIS_URL", url.as_str()));
-    let d = Deployment::start(support::deployment::Backend::Shared, &extra).await;
     d.register("mod7").await;
     d.sql("UPDATE {schema}.users SET role = 'moderator' WHERE username = 'mod7'")
         .await;
