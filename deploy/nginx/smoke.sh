@@ -64,12 +64,21 @@ start_instance() {
 }
 start_instance "$port_a"
 start_instance "$port_b"
+# nginx starts once both instances are ready, as compose's health
+# dependencies do: refused connections before that would count against
+# max_fails and take an instance out of the rotation for fail_timeout.
+for p in "$port_a" "$port_b"; do
+  for _ in $(seq 1 300); do
+    curl -sf -o /dev/null --max-time 2 -H "host: auth.example.com" "http://127.0.0.1:$p/ready" && break
+    sleep 0.1
+  done
+done
 nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
 pids+=($!)
 
 base="https://auth.example.com:$port_tls"
 curl_() { curl -sS --max-time 10 --interface 127.0.0.2 --cacert "$work/fullchain.pem" --resolve "auth.example.com:$port_tls:127.0.0.1" "$@"; }
-# Both instances up (each answers /ready through nginx in turn).
+# nginx up (both instances answer /ready through it in turn).
 for _ in $(seq 1 300); do
   curl_ -f -o /dev/null "$base/ready" 2>/dev/null && curl_ -f -o /dev/null "$base/ready" 2>/dev/null && break
   sleep 0.1
