@@ -280,6 +280,16 @@ impl From<CoreError> for ApiError {
                 "invalid_current_password",
                 "The current password is incorrect",
             ),
+            CoreError::PasskeyRejected => Self::new(
+                StatusCode::BAD_REQUEST,
+                "passkey_rejected",
+                "The passkey was not accepted: the ceremony is unknown, used or expired, or the authenticator's response did not verify",
+            ),
+            CoreError::LastFactor => Self::new(
+                StatusCode::CONFLICT,
+                "last_factor",
+                "This is the account's last way to sign in; add a password or another passkey first",
+            ),
             CoreError::CannotDeleteSelf => Self::new(
                 StatusCode::BAD_REQUEST,
                 "cannot_delete_self",

@@ -40,6 +40,7 @@ pub const REFRESH_COOKIE: &str = "refresh_cookie";
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "passkeys", description = "WebAuthn passkeys: registering, signing in (also as the second factor), managing"),
         (name = "users", description = "The caller's account and user administration"),
         (name = "admin", description = "Statistics, configuration and the audit trail"),
         (name = "files", description = "The caller's uploaded files"),

@@ -55,12 +55,13 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest => ("The request was refused; `code` says why (e.g. `invalid_host`, \
         `weak_password`, `registration_failed`, `invalid_current_password`, \
-        `invalid_mail_token`)"),
+        `invalid_mail_token`, `passkey_rejected`)"),
     Unauthorized => ("Missing, invalid, expired or revoked credentials", WWW_AUTHENTICATE),
     Forbidden => ("Authenticated, but not allowed (`forbidden`, `email_not_verified`)"),
     NotFound => ("No such resource (`not_found`)"),
     RequestTimeout => ("The request took longer than `REQUEST_TIMEOUT_SECS` (`request_timeout`)"),
-    Conflict => ("The resource conflicts with an existing one (`conflict`)"),
+    Conflict => ("The resource conflicts with an existing one (`conflict`), or removing it \
+        would leave the account no way to sign in (`last_factor`)"),
     PayloadTooLarge => ("The body exceeds `MAX_BODY_BYTES` (`payload_too_large`)"),
     UnsupportedMediaType => ("The body's media type is not accepted (`unsupported_media_type`)"),
     UploadTooLarge => ("The file exceeds `MAX_UPLOAD_BYTES` (`payload_too_large`), or would \

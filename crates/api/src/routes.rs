@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::handlers::docs::Document;
 use crate::handlers::{
-    admin, api_keys, auth, docs, export, files, health, jwks, mfa, password_reset, users,
-    verification,
+    admin, api_keys, auth, docs, export, files, health, jwks, mfa, passkeys, password_reset,
+    users, verification,
 };
 use crate::middleware::{context, rate_limit};
 use crate::state::AppState;
@@ -60,6 +60,10 @@ fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::register).layer(rate_limit::REGISTER))
         .routes(routes!(auth::login).layer(rate_limit::LOGIN))
         .routes(routes!(mfa::login).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::login_begin).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::login_finish).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::mfa_begin).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::mfa_finish).layer(rate_limit::LOGIN))
         .routes(routes!(auth::refresh).layer(rate_limit::REFRESH))
         .routes(routes!(auth::logout))
         // Bearer optional: the caller's own address, or `{email}`.
@@ -80,6 +84,10 @@ fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(users::change_password))
         .routes(routes!(users::sessions))
         .routes(routes!(users::revoke_session))
+        .routes(routes!(passkeys::register_begin))
+        .routes(routes!(passkeys::register_finish))
+        .routes(routes!(passkeys::list))
+        .routes(routes!(passkeys::rename, passkeys::remove))
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::rotate))
         .routes(routes!(api_keys::revoke))

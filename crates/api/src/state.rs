@@ -8,7 +8,7 @@ use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{
-    Accounts, ApiKeys, EmailVerification, FileService, Operations, PasswordReset, SecurityEvents,
+    Accounts, ApiKeys, EmailVerification, FileService, Operations, Passkeys, PasswordReset, SecurityEvents,
     SignIn, TwoFactor, UseCases, UserAdmin,
 };
 
@@ -96,6 +96,10 @@ impl AppState {
 
     pub fn api_keys(&self) -> &ApiKeys {
         &self.inner.use_cases.api_keys
+    }
+
+    pub fn passkeys(&self) -> &Passkeys {
+        &self.inner.use_cases.passkeys
     }
 
     pub fn two_factor(&self) -> &TwoFactor {

@@ -48,6 +48,13 @@ pub enum CoreError {
     /// The current password given to change it was wrong.
     #[error("wrong current password")]
     WrongPassword,
+    /// A passkey registration that did not verify, or whose ceremony is
+    /// unknown, spent, expired or another login's.
+    #[error("passkey rejected")]
+    PasskeyRejected,
+    /// The last way into an account without a password cannot be removed.
+    #[error("last sign-in factor")]
+    LastFactor,
     #[error("cannot delete yourself")]
     CannotDeleteSelf,
     /// An API key tried to manage the account's credentials.

@@ -76,6 +76,9 @@ pub enum Message {
         name: String,
         prefix: String,
     },
+    PasskeyAdded {
+        name: String,
+    },
     /// `gatehouse mail-test`.
     Test,
     /// Written for a request that sends nothing (an unknown address), so
@@ -98,6 +101,7 @@ impl Message {
             Message::TwoFactorEnabled => "two_factor_enabled",
             Message::TwoFactorDisabled => "two_factor_disabled",
             Message::ApiKeyCreated { .. } => "api_key_created",
+            Message::PasskeyAdded { .. } => "passkey_added",
             Message::Test => "test",
             Message::Nothing => "nothing",
         }
@@ -116,6 +120,7 @@ impl Message {
         "two_factor_enabled",
         "two_factor_disabled",
         "api_key_created",
+        "passkey_added",
         "test",
     ];
 

@@ -85,6 +85,7 @@ pub async fn services(settings: &Settings, db: &Database) -> Result<Services, St
         outbox: db.clone(),
         mailer: gatehouse_mail::from_config(config)?,
         limiter: shared.limiter.clone(),
+        passkeys: db.clone(),
     };
     let use_cases = UseCases::new(config, adapters).map_err(|e| error_chain(&e))?;
     let mut probes: Vec<Arc<dyn HealthProbe>> = vec![db];

@@ -42,6 +42,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "two_factor_disabled.html",
     "api_key_created.txt",
     "api_key_created.html",
+    "passkey_added.txt",
+    "passkey_added.html",
     "test.txt",
     "test.html",
 );
@@ -142,6 +144,9 @@ impl Templates {
             Message::ApiKeyCreated {
                 name: "ci".into(),
                 prefix: "gh_abcdefgh".into(),
+            },
+            Message::PasskeyAdded {
+                name: "laptop".into(),
             },
             Message::Test,
         ];

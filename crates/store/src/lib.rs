@@ -24,6 +24,7 @@ mod blobs;
 mod database;
 mod files;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod users;
 

@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod jwks;
 pub mod mfa;
+pub mod passkeys;
 pub mod password_reset;
 pub mod users;
 pub mod verification;

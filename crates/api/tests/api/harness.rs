@@ -231,6 +231,7 @@ impl TestApp {
             outbox: store.clone(),
             mailer: mailer.clone(),
             limiter: limiter.clone(),
+            passkeys: store.clone(),
         };
         let use_cases = UseCases::new(&config.core, adapters).unwrap();
         let outbox = mail::Outbox {

@@ -50,6 +50,9 @@ pub enum EventKind {
     PasswordReset,
     EmailVerified,
     EmailChanged,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyLogin,
 }
 
 impl EventKind {
@@ -84,6 +87,9 @@ impl EventKind {
             EventKind::PasswordReset => "password_reset",
             EventKind::EmailVerified => "email_verified",
             EventKind::EmailChanged => "email_changed",
+            EventKind::PasskeyAdded => "passkey_added",
+            EventKind::PasskeyRemoved => "passkey_removed",
+            EventKind::PasskeyLogin => "passkey_login",
         }
     }
 }

@@ -215,6 +215,72 @@ impl MailConfig {
 }
 
 crate::settings! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct WebauthnConfig {
+        /// passkeys' relying party: the registrable domain they are bound to
+        /// (a passkey made for `example.com` works on its subdomains)
+        pub rp_id: String = "WEBAUTHN_RP_ID", Text, default "localhost";
+        /// origins (`scheme://host[:port]`) the ceremonies may come from,
+        /// comma-separated; each within `WEBAUTHN_RP_ID`; https in
+        /// production (http only for localhost)
+        pub origins: Vec<String> = "WEBAUTHN_ORIGINS", List,
+            default "http://localhost:3000,http://localhost:8000";
+        /// the name authenticators show beside the account
+        pub rp_name: String = "WEBAUTHN_RP_NAME", Text, default "Gatehouse";
+    }
+}
+
+impl WebauthnConfig {
+    fn check(&mut self, r: &mut Reader, production: bool) {
+        let rp_id = self.rp_id.trim().to_ascii_lowercase();
+        let plain_host = !rp_id.is_empty()
+            && rp_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !plain_host || rp_id.starts_with('.') || rp_id.ends_with('.') {
+            r.problem("WEBAUTHN_RP_ID", "expected a domain name such as `example.com`");
+            return;
+        }
+        self.rp_id = rp_id;
+        if self.origins.is_empty() {
+            r.problem("WEBAUTHN_ORIGINS", "needs at least one origin");
+        }
+        for origin in &self.origins {
+            if let Err(why) = origin_problem(origin, &self.rp_id, production) {
+                r.problem("WEBAUTHN_ORIGINS", format!("`{origin}`: {why}"));
+            }
+        }
+    }
+}
+
+/// Why `origin` cannot serve passkeys of `rp_id`, if it cannot.
+fn origin_problem(origin: &str, rp_id: &str, production: bool) -> Result<(), String> {
+    let (scheme, rest) = origin
+        .split_once("://")
+        .ok_or("expected scheme://host[:port]")?;
+    let host = match rest.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        Some(_) => return Err("expected scheme://host[:port]".into()),
+        None => rest,
+    };
+    if host.is_empty() || host.contains(['/', '?', '#', '@']) {
+        return Err("expected scheme://host[:port] with nothing after".into());
+    }
+    let host = host.to_ascii_lowercase();
+    let local = host == "localhost" || host.ends_with(".localhost");
+    match scheme {
+        "https" => {}
+        "http" if local && !production => {}
+        "http" if local => return Err("production needs https origins".into()),
+        _ => return Err("must be https (http only for localhost)".into()),
+    }
+    if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+        return Err(format!("is not within WEBAUTHN_RP_ID `{rp_id}`"));
+    }
+    Ok(())
+}
+
+crate::settings! {
     /// The domain's settings, validated.
     #[derive(Debug)]
     pub struct Config {
@@ -256,6 +322,7 @@ crate::settings! {
         pub audit_chain_key: Option<Arc<DataKey>> = "AUDIT_CHAIN_KEY", KeyMaterial
             => "development file";
         pub mail: MailConfig = group;
+        pub webauthn: WebauthnConfig = group;
         /// refuse login to unverified accounts
         pub require_verified_email: bool = "REQUIRE_VERIFIED_EMAIL", Flag, default false;
         /// days audit entries are kept; `0` keeps them forever
@@ -284,6 +351,7 @@ impl Config {
         let production = config.is_production();
         config.jwt.check(r, production);
         config.mail.check(r, production);
+        config.webauthn.check(r, production);
         if config.argon2.memory_kib < 8 * config.argon2.parallelism {
             r.problem(
                 "ARGON2_MEMORY_COST",

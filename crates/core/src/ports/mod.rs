@@ -16,6 +16,7 @@ use crate::user::User;
 
 mod files;
 mod mail;
+mod passkeys;
 
 pub use files::{
     BlobEntry, BlobStore, BlobStream, BlobWriter, FileRecord, FileRepo, UploadQuota, UploadUsage,
@@ -24,6 +25,7 @@ pub use mail::{
     ClaimedMail, IssuedMail, MailError, MailTokenRecord, MailTokenRepo, Mailer, OutboxMail,
     OutboxRepo, Settlement, TokenPurpose,
 };
+pub use passkeys::{CeremonyRecord, PasskeyRecord, PasskeyRepo, PasskeyUse, Removal};
 
 /// A dependency whose reachability decides readiness (`GET /ready`).
 #[async_trait]

@@ -3,7 +3,7 @@
 //!
 //! | use case | owns |
 //! |---|---|
-//! | [`SignIn`] | login, the second factor step, refresh, logout, access-token checks |
+//! | [`SignIn`] | login (password or passkey), the second factor step, refresh, logout, access-token checks |
 //! | [`Accounts`] | registration, the first admin, the caller's profile, password and logins |
 //! | [`UserAdmin`] | reading, listing, exporting, creating, changing and deleting users |
 //! | [`ApiKeys`] | the caller's API keys and authentication by one |
@@ -14,6 +14,7 @@
 //! | [`EmailVerification`] | verification mails, and confirming them and changes of address |
 //! | [`PasswordReset`] | reset mails, and setting a password with one |
 //! | [`MailDelivery`] | sending the outbox |
+//! | [`Passkeys`] | registering, listing, renaming and removing the caller's passkeys |
 //!
 //! They share a [`Kernel`] (cipher, blind index, clock, audit sink), the
 //! [`Directory`] of users behind the cache, and [`Logins`].
@@ -27,6 +28,7 @@ pub mod lockout;
 pub mod logins;
 pub mod mail;
 pub mod operations;
+pub mod passkeys;
 pub mod principal;
 pub mod sign_in;
 pub mod two_factor;
@@ -49,6 +51,7 @@ pub use mail::{
     Postman, Proof,
 };
 pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
+pub use passkeys::{Passkeys, PasskeyView, Verifier};
 pub use principal::Principal;
 pub use sign_in::{LoginId, LoginOutcome, SignIn, SignInDeps};
 pub use two_factor::{MfaSetup, SecondFactor, TwoFactor};
@@ -63,7 +66,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ports::{
     ApiKeyRepo, BlobStore, FileRepo, LoginThrottle, MailTokenRepo, Mailer, MfaRepo, OutboxRepo,
-    SessionRepo, TokenDenylist, UserCache, UserRepo,
+    PasskeyRepo, SessionRepo, TokenDenylist, UserCache, UserRepo,
 };
 use crate::ratelimit::RateLimiter;
 
@@ -91,6 +94,7 @@ pub struct Adapters {
     pub mailer: Arc<dyn Mailer>,
     /// Per-address mail limits (the same store as the per-IP limits).
     pub limiter: Arc<dyn RateLimiter>,
+    pub passkeys: Arc<dyn PasskeyRepo>,
 }
 
 /// The use cases, built once and shared.
@@ -107,6 +111,7 @@ pub struct UseCases {
     pub email_verification: Arc<EmailVerification>,
     pub password_reset: Arc<PasswordReset>,
     pub mail_delivery: Arc<MailDelivery>,
+    pub passkeys: Arc<Passkeys>,
 }
 
 /// What several use cases share, built once.
@@ -119,6 +124,7 @@ struct Shared {
     lockout: Lockout,
     postman: Postman,
     factory: AccountFactory,
+    verifier: Verifier,
 }
 
 impl Shared {
@@ -143,6 +149,7 @@ impl Shared {
                 hasher: hasher.clone(),
                 postman: postman.clone(),
             },
+            verifier: Verifier::new(&config.webauthn, a.passkeys.clone(), kernel.clone())?,
             kernel,
             directory,
             hasher,
@@ -199,6 +206,7 @@ impl UseCases {
                     lockout: s.lockout.clone(),
                     hasher: s.hasher.clone(),
                     second_factor: s.second_factor.clone(),
+                    passkeys: s.verifier.clone(),
                 },
             )),
             accounts: Arc::new(Accounts::new(
@@ -242,6 +250,11 @@ impl UseCases {
                     blobs: a.blobs,
                     kernel: s.kernel.clone(),
                 },
+            )),
+            passkeys: Arc::new(Passkeys::new(
+                s.verifier,
+                s.directory.clone(),
+                s.postman.clone(),
             )),
             events: Arc::new(SecurityEvents::new(s.kernel)),
         })

@@ -3,6 +3,7 @@
 //! per-request check of an access token against the user's current state
 //! (those three in `sessions`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -13,13 +14,15 @@ use uuid::Uuid;
 use super::kernel::Directory;
 use super::lockout::{Attempt, Lockout};
 use super::logins::{Logins, TokenPair};
+use super::passkeys::Verifier;
 use super::two_factor::SecondFactor;
 
+mod passkey;
 mod sessions;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::PasswordHasher;
-use crate::auth::tokens::{Grant, TokenKeys, TokenType};
+use crate::auth::tokens::{Claims, Grant, TokenKeys, TokenType};
 use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::ports::UserRecord;
@@ -67,6 +70,7 @@ pub struct SignInDeps {
     pub lockout: Lockout,
     pub hasher: PasswordHasher,
     pub second_factor: SecondFactor,
+    pub passkeys: Verifier,
 }
 
 #[derive(Debug)]
@@ -297,20 +301,17 @@ impl SignIn {
         })
     }
 
-    /// The second login step: `mfa_token` from the first, and a TOTP or
-    /// backup code. Failures count toward the account's lockout.
-    pub async fn login_mfa(
+    /// The MFA token's claims and account, still as they were when the
+    /// password was checked.
+    async fn mfa_account(
         &self,
         mfa_token: &str,
-        code: &str,
-        meta: &RequestMeta,
-    ) -> Result<LoginOutcome, CoreError> {
-        let now = self.now();
+    ) -> Result<(Arc<Claims>, UserRecord), CoreError> {
         let claims = self
             .deps
             .logins
             .keys
-            .verify(mfa_token, TokenType::Mfa, now)
+            .verify(mfa_token, TokenType::Mfa, self.now())
             .map_err(|_| CoreError::InvalidMfaCode)?;
         let user_id: Uuid = claims.sub.parse().map_err(|_| CoreError::InvalidMfaCode)?;
         let record = self
@@ -321,6 +322,20 @@ impl SignIn {
             .await?
             .filter(|r| r.is_active && r.mfa_enabled && r.auth_version == claims.ver)
             .ok_or(CoreError::InvalidMfaCode)?;
+        Ok((claims, record))
+    }
+
+    /// The second login step: `mfa_token` from the first, and a TOTP or
+    /// backup code. Failures count toward the account's lockout.
+    pub async fn login_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
+        let now = self.now();
+        let (_, record) = self.mfa_account(mfa_token).await?;
+        let user_id = record.id;
         let attempt = self
             .deps
             .lockout
