@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::handlers::docs::Document;
 use crate::handlers::{
-    admin, api_keys, auth, docs, export, files, health, jwks, mfa, password_reset, users,
+    admin, api_keys, auth, docs, export, files, health, jwks, mfa, password_reset, reauth, users,
     verification,
 };
 use crate::middleware::{context, rate_limit};
@@ -70,9 +70,11 @@ fn public() -> OpenApiRouter<AppState> {
 }
 
 /// A signed-in caller and their own account, keys and files (`self:*`,
-/// `content:*`). The upload is in [`uploads`].
+/// `content:*`). The upload is in [`uploads`]. Re-authentication checks a
+/// secret, so it is limited like login.
 fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(reauth::reauth).layer(rate_limit::LOGIN))
         .routes(routes!(mfa::setup))
         .routes(routes!(mfa::enable))
         .routes(routes!(mfa::disable))

@@ -10,5 +10,6 @@ pub mod health;
 pub mod jwks;
 pub mod mfa;
 pub mod password_reset;
+pub mod reauth;
 pub mod users;
 pub mod verification;

@@ -50,6 +50,8 @@ pub enum EventKind {
     PasswordReset,
     EmailVerified,
     EmailChanged,
+    Reauthenticated,
+    ReauthenticationFailed,
 }
 
 impl EventKind {
@@ -84,6 +86,8 @@ impl EventKind {
             EventKind::PasswordReset => "password_reset",
             EventKind::EmailVerified => "email_verified",
             EventKind::EmailChanged => "email_changed",
+            EventKind::Reauthenticated => "reauthenticated",
+            EventKind::ReauthenticationFailed => "reauthentication_failed",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Sign-in and sessions: login (password, then the second factor when 2FA
 //! is on), refresh (rotation with reuse detection), logout, and the
 //! per-request check of an access token against the user's current state
-//! (those three in `sessions`).
+//! (those three in `sessions`), and step-up re-authentication (`reauth`).
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::lockout::{Attempt, Lockout};
 use super::logins::{Logins, TokenPair};
 use super::two_factor::SecondFactor;
 
+mod reauth;
 mod sessions;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
@@ -24,6 +25,7 @@ use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::ports::UserRecord;
 use crate::user::{Email, FieldProblem, User, mask_email};
+pub use reauth::ReauthProof;
 
 /// Lifetime of the token between the two login steps.
 const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -287,6 +289,7 @@ impl SignIn {
                 role: user.role,
                 auth_version: user.auth_version,
                 session_id: None,
+                auth_time: None,
                 ttl: MFA_TOKEN_TTL,
             },
             now,
