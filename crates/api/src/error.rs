@@ -249,6 +249,7 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidToken
             | CoreError::InvalidRefreshToken
             | CoreError::InvalidMfaCode => Self::credentials_refused(&err),
+            CoreError::ReauthenticationRequired => Self::reauthentication_required(),
             CoreError::AccountLocked { retry_after } => Self::too_many_requests(
                 "account_locked",
                 "Too many failed login attempts; try again later",
@@ -336,6 +337,20 @@ impl ApiError {
         }
     }
 
+    /// 401 for a sensitive change whose login proved no factor recently
+    /// enough; the challenge is RFC 9470's step-up error.
+    fn reauthentication_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "reauthentication_required",
+            "This change needs a recent sign-in: re-authenticate at POST /api/v1/auth/reauth",
+        )
+        .with_header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer error="insufficient_user_authentication""#),
+        )
+    }
+
     /// An upload refused for its size, its owner's quota, the volume's free
     /// space or its type.
     fn upload_refused(err: &CoreError) -> Self {
@@ -406,6 +421,18 @@ mod tests {
     fn unauthorized_carries_the_bearer_challenge() {
         let res = ApiError::unauthorized("invalid_token", "Invalid token").into_response();
         assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn reauthentication_required_is_a_step_up_challenge() {
+        let res = ApiError::from(CoreError::ReauthenticationRequired).into_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_user_authentication""#
+        );
+        let problem = res.extensions().get::<Problem>().unwrap();
+        assert_eq!(problem.code, "reauthentication_required");
     }
 
     #[test]

@@ -57,6 +57,10 @@ problem_responses! {
         `weak_password`, `registration_failed`, `invalid_current_password`, \
         `invalid_mail_token`, `passkey_rejected`)"),
     Unauthorized => ("Missing, invalid, expired or revoked credentials", WWW_AUTHENTICATE),
+    ReauthenticationRequired => ("Missing, invalid, expired or revoked credentials, or \
+        (`reauthentication_required`) a login whose `auth_time` is older than \
+        `REAUTH_MAX_AGE_MINUTES`: re-authenticate at `POST /api/v1/auth/reauth` and retry \
+        with the token it returns", WWW_AUTHENTICATE),
     Forbidden => ("Authenticated, but not allowed (`forbidden`, `email_not_verified`)"),
     NotFound => ("No such resource (`not_found`)"),
     RequestTimeout => ("The request took longer than `REQUEST_TIMEOUT_SECS` (`request_timeout`)"),

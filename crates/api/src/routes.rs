@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::handlers::docs::Document;
 use crate::handlers::{
     admin, api_keys, auth, docs, export, files, health, jwks, mfa, passkeys, password_reset,
-    users, verification,
+    reauth, users, verification,
 };
 use crate::middleware::{context, rate_limit};
 use crate::state::AppState;
@@ -74,9 +74,11 @@ fn public() -> OpenApiRouter<AppState> {
 }
 
 /// A signed-in caller and their own account, keys and files (`self:*`,
-/// `content:*`). The upload is in [`uploads`].
+/// `content:*`). The upload is in [`uploads`]. Re-authentication checks a
+/// secret, so it is limited like login.
 fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(reauth::reauth).layer(rate_limit::LOGIN))
         .routes(routes!(mfa::setup))
         .routes(routes!(mfa::enable))
         .routes(routes!(mfa::disable))

@@ -57,6 +57,10 @@ pub enum CoreError {
     LastFactor,
     #[error("cannot delete yourself")]
     CannotDeleteSelf,
+    /// A sensitive change needs a factor proved more recently than
+    /// `REAUTH_MAX_AGE_MINUTES` ago in this login.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// An API key tried to manage the account's credentials.
     #[error("not allowed for API keys")]
     ApiKeyNotAllowed,

@@ -20,6 +20,7 @@ struct LookupRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    auth_time: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -36,7 +37,8 @@ impl SessionRepo for Database {
     #[tracing::instrument(name = "sessions.start", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn start(&self, s: &NewSession, t: &NewRefreshToken) -> Result<(), CoreError> {
         let session_sql = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
-                           expires_at, ip, user_agent) VALUES ($1, $2, $3, $3, $4, $5, $6)";
+                           expires_at, ip, user_agent, auth_time) \
+                           VALUES ($1, $2, $3, $3, $4, $5, $6, $7)";
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             sqlx::query(session_sql)
@@ -46,6 +48,7 @@ impl SessionRepo for Database {
                 .bind(s.expires_at)
                 .bind(&s.ip)
                 .bind(&s.user_agent)
+                .bind(s.auth_time)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(INSERT_TOKEN)
@@ -64,8 +67,8 @@ impl SessionRepo for Database {
     #[tracing::instrument(name = "sessions.find_refresh", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError> {
         let sql = "SELECT t.id AS token_id, t.session_id, s.user_id, t.expires_at, t.used_at, \
-                   s.revoked_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                   WHERE t.token_digest = $1";
+                   s.revoked_at, s.auth_time FROM refresh_tokens t \
+                   JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         on_pool!(self, pool => sqlx::query_as::<_, LookupRow>(sql).bind(digest).fetch_optional(pool).await)
             .map(|row| {
                 row.map(|r| RefreshLookup {
@@ -75,6 +78,7 @@ impl SessionRepo for Database {
                     expires_at: r.expires_at,
                     used_at: r.used_at,
                     session_revoked_at: r.revoked_at,
+                    auth_time: r.auth_time,
                 })
             })
             .map_err(map_err)
@@ -133,6 +137,20 @@ impl SessionRepo for Database {
             Ok(Rotation::Rotated)
         }.await)
         .map_err(map_err)
+    }
+
+    #[tracing::instrument(name = "sessions.set_auth_time", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn set_auth_time(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        auth_time: i64,
+    ) -> Result<bool, CoreError> {
+        let sql = "UPDATE sessions SET auth_time = $1 WHERE id = $2 AND user_id = $3 \
+                   AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query(sql).bind(auth_time).bind(session_id).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))
+            .map(|n| n == 1)
+            .map_err(map_err)
     }
 
     #[tracing::instrument(name = "sessions.revoke", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Meta, PathId, Require, perm};
-use crate::responses::{Forbidden, NotFound, ValidationFailed};
+use crate::responses::{Forbidden, NotFound, ReauthenticationRequired, ValidationFailed};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -100,7 +100,8 @@ fn new_key_response(status: StatusCode, view: ApiKeyView, key: &str) -> Response
         .into_response()
 }
 
-/// Creates a key (shown once, stored as a digest).
+/// Creates a key (shown once, stored as a digest). Needs a recent sign-in
+/// (`auth_time` within `REAUTH_MAX_AGE_MINUTES`).
 #[utoipa::path(
     post,
     path = "/api/v1/api-keys",
@@ -110,6 +111,7 @@ fn new_key_response(status: StatusCode, view: ApiKeyView, key: &str) -> Response
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 201, description = "Created; `key` is shown only now", body = NewKey),
+        (status = 401, response = ReauthenticationRequired),
         (status = 403, response = Forbidden),
     ),
 )]
@@ -165,7 +167,8 @@ pub async fn list(
     }))
 }
 
-/// A new secret for the key; the old one stops working at once.
+/// A new secret for the key; the old one stops working at once. Needs a
+/// recent sign-in (`auth_time` within `REAUTH_MAX_AGE_MINUTES`).
 #[utoipa::path(
     post,
     path = "/api/v1/api-keys/{id}/rotate",
@@ -175,6 +178,7 @@ pub async fn list(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Rotated; the new `key` is shown only now", body = NewKey),
+        (status = 401, response = ReauthenticationRequired),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),

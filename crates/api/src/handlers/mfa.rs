@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::{LoginResponse, Message, login_response};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Meta, Require, perm};
-use crate::responses::{BadRequest, Forbidden, Unauthorized};
+use crate::responses::{BadRequest, Forbidden, ReauthenticationRequired, Unauthorized};
 use crate::state::AppState;
 
 fn no_store<T: Serialize>(body: T) -> Response {
@@ -73,7 +73,8 @@ pub struct BackupCodes {
     backup_codes: Vec<String>,
 }
 
-/// Turns 2FA on with a first valid code; returns ten backup codes.
+/// Turns 2FA on with a first valid code; returns ten backup codes. Needs a
+/// recent sign-in (`auth_time` within `REAUTH_MAX_AGE_MINUTES`).
 #[utoipa::path(
     post,
     path = "/api/v1/auth/2fa/enable",
@@ -83,6 +84,7 @@ pub struct BackupCodes {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Enabled", body = BackupCodes),
+        (status = 401, response = ReauthenticationRequired),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
     ),
@@ -109,7 +111,8 @@ pub struct DisableRequest {
     code: String,
 }
 
-/// Turns 2FA off (password and a current code required).
+/// Turns 2FA off (password and a current code required). Needs a recent
+/// sign-in (`auth_time` within `REAUTH_MAX_AGE_MINUTES`).
 #[utoipa::path(
     post,
     path = "/api/v1/auth/2fa/disable",
@@ -119,6 +122,7 @@ pub struct DisableRequest {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Disabled", body = Message),
+        (status = 401, response = ReauthenticationRequired),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
     ),

@@ -11,5 +11,6 @@ pub mod jwks;
 pub mod mfa;
 pub mod passkeys;
 pub mod password_reset;
+pub mod reauth;
 pub mod users;
 pub mod verification;

@@ -21,7 +21,9 @@ use uuid::Uuid;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, Meta, PathId, Require, perm};
 use crate::handlers::auth::Message;
-use crate::responses::{BadRequest, Forbidden, NotFound, ValidationFailed};
+use crate::responses::{
+    BadRequest, Forbidden, NotFound, ReauthenticationRequired, ValidationFailed,
+};
 use crate::state::AppState;
 
 pub(super) use listing::list_filters;
@@ -67,8 +69,10 @@ pub struct UpdateMe {
 
 /// Updates the caller's name (self:write), or asks for a new email: that
 /// answers 202 whether or not the address is taken, and applies once the
-/// link sent to the new address is confirmed. API keys cannot change the
-/// email (403 `api_key_not_allowed`).
+/// link sent to the new address is confirmed. A new email needs a recent
+/// sign-in (`auth_time` within `REAUTH_MAX_AGE_MINUTES`, else 401
+/// `reauthentication_required`); API keys cannot change it (403
+/// `api_key_not_allowed`).
 #[utoipa::path(
     put,
     path = "/api/v1/users/me",
@@ -79,6 +83,7 @@ pub struct UpdateMe {
         (status = 200, description = "The updated caller", body = User),
         (status = 202, description = "A new email was asked for: confirm it from the new address", body = Message),
         (status = 400, response = BadRequest),
+        (status = 401, response = ReauthenticationRequired),
         (status = 403, response = Forbidden),
     ),
 )]

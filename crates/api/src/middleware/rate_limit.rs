@@ -175,7 +175,7 @@ where
 
 /// The global per-IP limit of the API.
 pub const GLOBAL: RateLimitLayer = RateLimitLayer(Policy::Global);
-/// The login limit (password and second-factor steps).
+/// The login limit (password and second-factor steps, re-authentication).
 pub const LOGIN: RateLimitLayer = RateLimitLayer(Policy::Login);
 pub const REGISTER: RateLimitLayer = RateLimitLayer(Policy::Register);
 pub const REFRESH: RateLimitLayer = RateLimitLayer(Policy::Refresh);

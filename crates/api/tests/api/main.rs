@@ -27,5 +27,6 @@ mod observability;
 mod ratelimit;
 mod rbac;
 mod readiness;
+mod reauth;
 mod tokens;
 mod users;

@@ -53,6 +53,8 @@ pub enum EventKind {
     PasskeyAdded,
     PasskeyRemoved,
     PasskeyLogin,
+    Reauthenticated,
+    ReauthenticationFailed,
 }
 
 impl EventKind {
@@ -90,6 +92,8 @@ impl EventKind {
             EventKind::PasskeyAdded => "passkey_added",
             EventKind::PasskeyRemoved => "passkey_removed",
             EventKind::PasskeyLogin => "passkey_login",
+            EventKind::Reauthenticated => "reauthenticated",
+            EventKind::ReauthenticationFailed => "reauthentication_failed",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Access tokens: JWTs with `sub, role, type, iat, exp, jti, iss, aud` (plus
-//! `ver`, the user's credential version, and `sid`, the login session), a
+//! `ver`, the user's credential version, `sid`, the login session, and
+//! `auth_time`, when the user last proved a factor), a
 //! `kid` header, and verification pinned to one algorithm and known keys
 //! (RFC 8725 §3.1, §3.10); a header with `crit` is refused (RFC 7515
 //! §4.1.11). Time comes from the caller's clock.
@@ -59,6 +60,10 @@ pub struct Claims {
     /// The login session (refresh-token family) this token belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When the user last proved a factor (Unix seconds; OpenID Connect
+    /// Core §2). Absent from tokens issued before it existed: stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// Why a token was refused. All become the same 401 for clients.
@@ -94,6 +99,9 @@ pub struct Grant {
     pub auth_version: i64,
     /// The login (`sid`); none for the short-lived MFA token.
     pub session_id: Option<Uuid>,
+    /// When the user last proved a factor (`auth_time`); none for the MFA
+    /// token.
+    pub auth_time: Option<OffsetDateTime>,
     pub ttl: Duration,
 }
 
@@ -239,6 +247,7 @@ impl TokenKeys {
             aud: self.audience.clone(),
             ver: grant.auth_version,
             sid: grant.session_id.map(|s| s.to_string()),
+            auth_time: grant.auth_time.map(OffsetDateTime::unix_timestamp),
         };
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.signing_kid.clone());

@@ -295,6 +295,11 @@ crate::settings! {
         pub argon2: Argon2Config = group;
         pub rate_limit: RateLimitConfig = group;
         pub lockout: LockoutConfig = group;
+        /// how recently a factor must have been proved (at login or `POST
+        /// /api/v1/auth/reauth`) for sensitive changes: 2FA on or off, API keys
+        /// created or rotated, a new email address
+        pub reauth_max_age: Duration = "REAUTH_MAX_AGE_MINUTES", Span::minutes(1, 24 * 60),
+            default 10;
         /// largest file upload
         pub max_upload_bytes: usize = "MAX_UPLOAD_BYTES", Int(1024, 1024 * 1024 * 1024),
             default 10 * 1024 * 1024;

@@ -195,6 +195,8 @@ pub struct NewSession {
     pub user_id: Uuid,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When the user proved a factor for this login (Unix ms).
+    pub auth_time: i64,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -219,6 +221,9 @@ pub struct RefreshLookup {
     /// Set once the token was exchanged: presenting it again is reuse.
     pub used_at: Option<i64>,
     pub session_revoked_at: Option<i64>,
+    /// When the user last proved a factor in this login (Unix ms); `None`
+    /// for logins started before it was recorded.
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +259,14 @@ pub trait SessionRepo: Send + Sync + Debug {
         next: &NewRefreshToken,
         now: i64,
     ) -> Result<Rotation, CoreError>;
+    /// Records a new proof of a factor in a live login of `user_id`. False
+    /// if the login is revoked, unknown or another user's.
+    async fn set_auth_time(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        auth_time: i64,
+    ) -> Result<bool, CoreError>;
     /// Revokes one session (all of its refresh tokens). True if it was live.
     async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError>;
     /// Revokes every session of a user; returns how many were live.

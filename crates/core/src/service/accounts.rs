@@ -337,9 +337,10 @@ impl Accounts {
         }
     }
 
-    /// Applies a new name at once. A new email is only *requested*: it is
-    /// confirmed from the new address before it applies, and the answer
-    /// is the same whether or not another account has it (no probing).
+    /// Applies a new name at once. A new email is only *requested* (and
+    /// only with a recently proved factor): it is confirmed from the new
+    /// address before it applies, and the answer is the same whether or not
+    /// another account has it (no probing).
     pub async fn update_me(
         &self,
         principal: &Principal,
@@ -351,6 +352,11 @@ impl Accounts {
             principal.require_login()?;
         }
         let (changes, new_email) = self.profile_changes(principal, &update)?;
+        // A new address can take over the account (password resets go
+        // there): it takes a recently proved factor; a new name does not.
+        if new_email.is_some() {
+            self.directory().kernel.require_recent_auth(principal)?;
+        }
         let id = principal.id();
         let now = self.directory().kernel.now_ms();
         if !self.directory().users.update(id, &changes, now).await? {

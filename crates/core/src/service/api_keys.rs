@@ -167,6 +167,8 @@ impl ApiKeys {
         meta: &RequestMeta,
     ) -> Result<(ApiKeyView, SecretString), CoreError> {
         check(principal)?;
+        // A new key is a new credential: it takes a recently proved factor.
+        self.directory.kernel.require_recent_auth(principal)?;
         let mut problems = Vec::new();
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -247,6 +249,7 @@ impl ApiKeys {
         meta: &RequestMeta,
     ) -> Result<(ApiKeyView, SecretString), CoreError> {
         check(principal)?;
+        self.directory.kernel.require_recent_auth(principal)?;
         let (key, prefix) = new_key()?;
         if !self
             .repo
@@ -348,6 +351,7 @@ impl ApiKeys {
             jti: String::new(),
             expires_at: 0,
             session_id: None,
+            auth_time: None,
             api_key: Some((record.id, scopes)),
         })
     }

@@ -1,8 +1,9 @@
 //! The pieces every use case shares: the field cipher and blind index, the
-//! clock, the audit sink, and the user directory (stored users behind the
-//! cache that writes invalidate).
+//! clock, the audit sink, the re-authentication window, and the user
+//! directory (stored users behind the cache that writes invalidate).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,15 +15,18 @@ use crate::config::Config;
 use crate::crypto::{BlindIndex, FieldCipher};
 use crate::ports::{UserCache, UserRecord, UserRepo};
 use crate::rbac::Role;
+use crate::service::principal::Principal;
 use crate::user::{Email, FullName};
 
-/// Cipher, blind index, clock and audit sink.
+/// Cipher, blind index, clock, audit sink and re-authentication window.
 #[derive(Debug, Clone)]
 pub struct Kernel {
     pub cipher: FieldCipher,
     pub blind: BlindIndex,
     pub clock: Arc<dyn Clock>,
     pub audit: Arc<dyn AuditSink>,
+    /// `REAUTH_MAX_AGE_MINUTES`.
+    pub reauth_max_age: Duration,
 }
 
 impl Kernel {
@@ -44,7 +48,13 @@ impl Kernel {
             blind: BlindIndex::new(blind.clone()),
             clock,
             audit,
+            reauth_max_age: config.reauth_max_age,
         })
+    }
+
+    /// [`Principal::require_recent_auth`] with the configured window, now.
+    pub fn require_recent_auth(&self, principal: &Principal) -> Result<(), CoreError> {
+        principal.require_recent_auth(self.reauth_max_age, self.now())
     }
 
     pub fn now(&self) -> OffsetDateTime {

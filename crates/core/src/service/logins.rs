@@ -27,6 +27,13 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
+/// An access token alone, of a login that goes on (re-authentication).
+#[derive(Debug)]
+pub struct AccessToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
 /// How long this instance trusts what it read of a login's stored state:
 /// the bound on how stale a revocation can be seen when no faster signal
 /// (the shared denylist) is available.
@@ -98,8 +105,8 @@ impl Logins {
         unix_ms(now) + secs(self.refresh_ttl) * 1000
     }
 
-    /// Starts a login for `user`: a new session, its first refresh token and
-    /// an access token bound to it.
+    /// Starts a login for `user`, who proved every factor at `now`: a new
+    /// session, its first refresh token and an access token bound to it.
     pub async fn start(
         &self,
         user: &User,
@@ -116,6 +123,7 @@ impl Logins {
                     user_id: user.id,
                     created_at: unix_ms(now),
                     expires_at,
+                    auth_time: unix_ms(now),
                     ip: meta.ip.clone(),
                     user_agent: meta.user_agent.clone(),
                 },
@@ -128,18 +136,18 @@ impl Logins {
                 },
             )
             .await?;
-        self.pair(user, session_id, issued.token, now)
+        self.pair(user, session_id, Some(now), issued.token, now)
     }
 
-    /// An access token for `user` under login `session_id`, beside the
-    /// login's new refresh token.
-    pub(super) fn pair(
+    /// An access token for `user` under login `session_id`, whose factors
+    /// were last proved at `auth_time`.
+    pub(super) fn access(
         &self,
         user: &User,
         session_id: Uuid,
-        refresh_token: SecretString,
+        auth_time: Option<OffsetDateTime>,
         now: OffsetDateTime,
-    ) -> Result<TokenPair, CoreError> {
+    ) -> Result<AccessToken, CoreError> {
         let access = self.keys.issue(
             &Grant {
                 token_type: TokenType::Access,
@@ -147,13 +155,30 @@ impl Logins {
                 role: user.role,
                 auth_version: user.auth_version,
                 session_id: Some(session_id),
+                auth_time,
                 ttl: self.access_ttl,
             },
             now,
         )?;
-        Ok(TokenPair {
+        Ok(AccessToken {
             access_token: access.token,
             expires_in: self.access_ttl.as_secs(),
+        })
+    }
+
+    /// [`Self::access`] beside the login's new refresh token.
+    pub(super) fn pair(
+        &self,
+        user: &User,
+        session_id: Uuid,
+        auth_time: Option<OffsetDateTime>,
+        refresh_token: SecretString,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, CoreError> {
+        let access = self.access(user, session_id, auth_time, now)?;
+        Ok(TokenPair {
+            access_token: access.access_token,
+            expires_in: access.expires_in,
             refresh_token,
             refresh_expires_in: self.refresh_ttl.as_secs(),
         })

@@ -3,7 +3,7 @@
 //!
 //! | use case | owns |
 //! |---|---|
-//! | [`SignIn`] | login (password or passkey), the second factor step, refresh, logout, access-token checks |
+//! | [`SignIn`] | login (password or passkey), the second factor step, refresh, logout, access-token checks, re-authentication |
 //! | [`Accounts`] | registration, the first admin, the caller's profile, password and logins |
 //! | [`UserAdmin`] | reading, listing, exporting, creating, changing and deleting users |
 //! | [`ApiKeys`] | the caller's API keys and authentication by one |
@@ -45,7 +45,7 @@ pub use events::{Attempt, SecurityEvents};
 pub use files::{FileDeps, FileDownload, FileService, ORPHAN_GRACE, UploadStream};
 pub use kernel::{Directory, Kernel};
 pub use lockout::Lockout;
-pub use logins::{Logins, TokenPair};
+pub use logins::{AccessToken, Logins, TokenPair};
 pub use mail::{
     Confirmed, DeliveryReport, EmailChanges, EmailVerification, MailDelivery, PasswordReset,
     Postman, Proof,
@@ -53,7 +53,7 @@ pub use mail::{
 pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
 pub use passkeys::{Passkeys, PasskeyView, Verifier};
 pub use principal::Principal;
-pub use sign_in::{LoginId, LoginOutcome, SignIn, SignInDeps};
+pub use sign_in::{LoginId, LoginOutcome, ReauthProof, SignIn, SignInDeps};
 pub use two_factor::{MfaSetup, SecondFactor, TwoFactor};
 pub use user_admin::{
     AdminPatch, ListQuery, NewAccount, PageRequest, UserAdmin, UserAdminDeps, UserPage,

@@ -152,7 +152,8 @@ impl TwoFactor {
         })
     }
 
-    /// Turns 2FA on with a first valid code; returns ten backup codes.
+    /// Turns 2FA on with a first valid code; returns ten backup codes. Takes
+    /// a recently proved factor, like every change of a factor.
     pub async fn enable(
         &self,
         principal: &Principal,
@@ -160,6 +161,7 @@ impl TwoFactor {
         meta: &RequestMeta,
     ) -> Result<Vec<String>, CoreError> {
         Self::check(principal)?;
+        self.factor.kernel.require_recent_auth(principal)?;
         let id = principal.id();
         let state = self.factor.mfa.mfa_state(id).await?.unwrap_or_default();
         if principal.user.mfa_enabled || state.secret_enc.is_some() {
@@ -191,7 +193,8 @@ impl TwoFactor {
         Ok(codes)
     }
 
-    /// Turns 2FA off; needs the password and a current code.
+    /// Turns 2FA off; needs a recently proved factor, the password and a
+    /// current code.
     pub async fn disable(
         &self,
         principal: &Principal,
@@ -200,6 +203,8 @@ impl TwoFactor {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         Self::check(principal)?;
+        // Checked before the secrets: a stale login spends no attempt.
+        self.factor.kernel.require_recent_auth(principal)?;
         let id = principal.id();
         if !principal.user.mfa_enabled {
             return Err(CoreError::MfaNotEnabled);

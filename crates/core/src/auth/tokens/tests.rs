@@ -35,6 +35,7 @@ fn issue(keys: &TokenKeys, token_type: TokenType) -> String {
         role: Role::User,
         auth_version: 0,
         session_id: None,
+        auth_time: None,
         ttl: TTL,
     };
     keys.issue(&grant, NOW).unwrap().token
@@ -63,6 +64,7 @@ fn round_trip_carries_every_claim_and_kid() {
                 role: Role::Moderator,
                 auth_version: 3,
                 session_id: Some(sid),
+                auth_time: Some(NOW - Duration::from_secs(120)),
                 ttl: TTL,
             },
             NOW,
@@ -82,6 +84,7 @@ fn round_trip_carries_every_claim_and_kid() {
     );
     assert_eq!(claims.ver, 3);
     assert_eq!(claims.sid, Some(sid.to_string()));
+    assert_eq!(claims.auth_time, Some(NOW.unix_timestamp() - 120));
 }
 
 #[test]

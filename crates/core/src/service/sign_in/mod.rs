@@ -1,7 +1,7 @@
 //! Sign-in and sessions: login (password, then the second factor when 2FA
 //! is on), refresh (rotation with reuse detection), logout, and the
 //! per-request check of an access token against the user's current state
-//! (those three in `sessions`).
+//! (those three in `sessions`), and step-up re-authentication (`reauth`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use super::passkeys::Verifier;
 use super::two_factor::SecondFactor;
 
 mod passkey;
+mod reauth;
 mod sessions;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
@@ -27,6 +28,7 @@ use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::ports::UserRecord;
 use crate::user::{Email, FieldProblem, User, mask_email};
+pub use reauth::ReauthProof;
 
 /// Lifetime of the token between the two login steps.
 const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -291,6 +293,7 @@ impl SignIn {
                 role: user.role,
                 auth_version: user.auth_version,
                 session_id: None,
+                auth_time: None,
                 ttl: MFA_TOKEN_TTL,
             },
             now,

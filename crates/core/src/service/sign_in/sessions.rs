@@ -11,7 +11,7 @@ use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::refresh;
 use crate::auth::tokens::TokenType;
-use crate::clock::unix_ms;
+use crate::clock::{from_unix_ms, unix_ms};
 use crate::ports::{RefreshLookup, Rotation};
 use crate::service::logins::TokenPair;
 use crate::service::principal::Principal;
@@ -64,7 +64,9 @@ impl SignIn {
                 .details(json!({"session_id": lookup.session_id})),
         )
         .await;
-        logins.pair(&user, lookup.session_id, issued.token, now)
+        // A refresh proves no factor: the login's own `auth_time` carries on.
+        let auth_time = lookup.auth_time.map(from_unix_ms);
+        logins.pair(&user, lookup.session_id, auth_time, issued.token, now)
     }
 
     async fn reuse_detected(
@@ -175,6 +177,9 @@ impl SignIn {
             jti: claims.jti.clone(),
             expires_at: claims.exp,
             session_id: Some(session_id),
+            auth_time: claims
+                .auth_time
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
             api_key: None,
         })
     }
