@@ -79,6 +79,7 @@ fn public() -> OpenApiRouter<AppState> {
 fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(reauth::reauth).layer(rate_limit::LOGIN))
+        .routes(routes!(reauth::passkey_begin).layer(rate_limit::LOGIN))
         .routes(routes!(mfa::setup))
         .routes(routes!(mfa::enable))
         .routes(routes!(mfa::disable))

@@ -8,8 +8,8 @@ use gatehouse_core::config::Config;
 use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{
-    Accounts, ApiKeys, EmailVerification, FileService, Operations, Passkeys, PasswordReset, SecurityEvents,
-    SignIn, TwoFactor, UseCases, UserAdmin,
+    Accounts, ApiKeys, EmailVerification, FileService, Operations, Passkeys, PasswordReset,
+    SecurityEvents, SignIn, TwoFactor, UseCases, UserAdmin,
 };
 
 use crate::config::{AppConfig, HttpConfig};

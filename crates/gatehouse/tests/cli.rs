@@ -62,6 +62,7 @@ fn production_refuses_missing_secrets() {
         "AUDIT_CHAIN_KEY",
         "SECURE_COOKIES",
         "SMTP_URL",
+        "WEBAUTHN_ORIGINS",
     ] {
         assert!(stderr.contains(var), "{var} not named in {stderr}");
     }

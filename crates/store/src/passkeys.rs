@@ -66,7 +66,9 @@ const REMOVE: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 AND ( 
 impl PasskeyRepo for Database {
     #[tracing::instrument(name = "passkeys.add", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn add_passkey(&self, p: &PasskeyRecord) -> Result<(), CoreError> {
-        let sql = format!("INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let sql = format!(
+            "INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
         on_pool!(self, pool => sqlx::query(&sql)
             .bind(p.id)
             .bind(p.user_id)
@@ -132,19 +134,18 @@ impl PasskeyRepo for Database {
 
     #[tracing::instrument(name = "passkeys.remove", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn remove_passkey(&self, user_id: Uuid, id: Uuid) -> Result<Removal, CoreError> {
-        let exists = "SELECT COUNT(*) FROM passkeys WHERE id = $1 AND user_id = $2";
-        let (found, removed) = match self {
-            // One writer at a time: the check and the delete are one step.
-            Database::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(map_err)?;
-                let found: i64 = sqlx::query_scalar(exists).bind(id).bind(user_id).fetch_one(&mut *tx).await.map_err(map_err)?;
-                let removed = sqlx::query(REMOVE).bind(id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
-                tx.commit().await.map_err(map_err)?;
-                (found, removed)
-            }
+        let removed = match self {
+            // One writer at a time: the statement's check and delete are
+            // one step.
+            Database::Sqlite(pool) => sqlx::query(REMOVE)
+                .bind(id)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map_err(map_err)?
+                .rows_affected(),
             // Two removals of an account's last two passkeys must not both
-            // pass the check: the account's row serialises them (and a
-            // password removal) until commit.
+            // pass the check: the account's row serialises them until commit.
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(map_err)?;
                 sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
@@ -152,16 +153,28 @@ impl PasskeyRepo for Database {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let found: i64 = sqlx::query_scalar(exists).bind(id).bind(user_id).fetch_one(&mut *tx).await.map_err(map_err)?;
-                let removed = sqlx::query(REMOVE).bind(id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+                let removed = sqlx::query(REMOVE)
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
                 tx.commit().await.map_err(map_err)?;
-                (found, removed)
+                removed
             }
         };
-        Ok(match (found, removed) {
-            (_, 1) => Removal::Removed,
-            (0, _) => Removal::NotFound,
-            _ => Removal::LastFactor,
+        if removed == 1 {
+            return Ok(Removal::Removed);
+        }
+        // Why not (for the answer only): it is not there, or it is the last.
+        let exists = "SELECT COUNT(*) FROM passkeys WHERE id = $1 AND user_id = $2";
+        let found: i64 = on_pool!(self, pool => sqlx::query_scalar(exists).bind(id).bind(user_id).fetch_one(pool).await)
+            .map_err(map_err)?;
+        Ok(if found == 0 {
+            Removal::NotFound
+        } else {
+            Removal::LastFactor
         })
     }
 
@@ -189,7 +202,11 @@ impl PasskeyRepo for Database {
     }
 
     #[tracing::instrument(name = "passkeys.take_ceremony", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn take_ceremony(&self, digest: &str, now: i64) -> Result<Option<CeremonyRecord>, CoreError> {
+    async fn take_ceremony(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<CeremonyRecord>, CoreError> {
         // Deleted whether or not it has expired; returned only before.
         let sql = "DELETE FROM webauthn_ceremonies WHERE digest = $1 RETURNING digest, purpose, \
                    user_id, bound_to, state, mac, expires_at";

@@ -38,7 +38,7 @@ struct CeremonyResponse<T> {
     options: T,
 }
 
-fn ceremony<T: Serialize>(challenge: Challenge<T>) -> Response {
+pub(crate) fn ceremony<T: Serialize>(challenge: Challenge<T>) -> Response {
     (
         [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(CeremonyResponse {

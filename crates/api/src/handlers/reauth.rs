@@ -5,22 +5,25 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::service::ReauthProof;
+use gatehouse_core::service::passkeys::assertion_json;
 use http::HeaderValue;
 use http::header::CACHE_CONTROL;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::passkeys::{Ceremony, ceremony};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, Auth, Meta};
-use crate::responses::{Forbidden, Unauthorized};
+use crate::responses::{Forbidden, NotFound, Unauthorized};
 use crate::state::AppState;
 
 const PASSWORD_MAX: usize = 1024;
 const CODE_MAX: usize = 32;
 
-/// Exactly one proof: `password`, or `code` (a TOTP or backup code, only
-/// with 2FA on).
+/// Exactly one proof: `password`, `code` (a TOTP or backup code, only with
+/// 2FA on), or `passkey` (an assertion in a ceremony from
+/// `/auth/reauth/passkey/begin`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReauthRequest {
@@ -33,6 +36,20 @@ pub struct ReauthRequest {
     #[serde(default)]
     #[schema(nullable = false, min_length = 1, max_length = 32)]
     code: Option<String>,
+    #[serde(default)]
+    #[schema(nullable = false)]
+    passkey: Option<PasskeyProof>,
+}
+
+/// A passkey assertion for re-authentication.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyProof {
+    #[schema(min_length = 1, max_length = 128)]
+    ceremony: String,
+    /// `PublicKeyCredential.toJSON()` of the assertion.
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
 }
 
 impl ReauthRequest {
@@ -48,8 +65,8 @@ impl ReauthRequest {
                 )]))
             }
         };
-        match (self.password, self.code) {
-            (Some(password), None) => {
+        match (self.password, self.code, self.passkey) {
+            (Some(password), None, None) => {
                 within(
                     "password",
                     password.expose_secret().chars().count(),
@@ -57,13 +74,17 @@ impl ReauthRequest {
                 )?;
                 Ok(ReauthProof::Password(password))
             }
-            (None, Some(code)) => {
+            (None, Some(code), None) => {
                 within("code", code.trim().chars().count(), CODE_MAX)?;
                 Ok(ReauthProof::Code(code))
             }
+            (None, None, Some(passkey)) => Ok(ReauthProof::Passkey {
+                ceremony: passkey.ceremony,
+                credential: Box::new(assertion_json(passkey.credential)?),
+            }),
             _ => Err(ApiError::validation(vec![FieldError::new(
                 "body",
-                "must hold exactly one of password or code",
+                "must hold exactly one of password, code or passkey",
             )])),
         }
     }
@@ -114,4 +135,27 @@ pub async fn reauth(
         }),
     )
         .into_response())
+}
+
+/// Options for re-authenticating with one of the caller's passkeys (404
+/// when the account has none); the assertion goes to `/auth/reauth` as
+/// `passkey`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reauth/passkey/begin",
+    operation_id = "reauth_passkey_begin",
+    tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get()`", body = Ceremony),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn passkey_begin(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Response, ApiError> {
+    Ok(ceremony(state.sign_in().begin_passkey_reauth(&p).await?))
 }

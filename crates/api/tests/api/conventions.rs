@@ -169,6 +169,8 @@ async fn production_hides_validation_details_by_default() {
         ("ENVIRONMENT", "production"),
         ("CORS_ORIGINS", "https://app.example"),
         ("SMTP_URL", "smtp://127.0.0.1:25"),
+        ("WEBAUTHN_RP_ID", "app.example"),
+        ("WEBAUTHN_ORIGINS", "https://app.example"),
     ]);
     let app = TestApp::on(db, cfg, probes::routes());
     let res = app.post_json("/test/echo", r#"{"name":"a"}"#).await;

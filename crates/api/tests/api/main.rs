@@ -24,6 +24,7 @@ mod lockout;
 mod mail;
 mod mfa;
 mod observability;
+mod passkeys;
 mod ratelimit;
 mod rbac;
 mod readiness;

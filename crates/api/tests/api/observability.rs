@@ -82,6 +82,8 @@ async fn docs_are_off_in_production_unless_enabled() {
         ("ENVIRONMENT", "production"),
         ("CORS_ORIGINS", "https://app.example"),
         ("SMTP_URL", "smtp://127.0.0.1:25"),
+        ("WEBAUTHN_RP_ID", "app.example"),
+        ("WEBAUTHN_ORIGINS", "https://app.example"),
     ];
     let app = TestApp::on(
         TestDb::new(&Backend::Sqlite).await,

@@ -238,7 +238,10 @@ impl WebauthnConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if !plain_host || rp_id.starts_with('.') || rp_id.ends_with('.') {
-            r.problem("WEBAUTHN_RP_ID", "expected a domain name such as `example.com`");
+            r.problem(
+                "WEBAUTHN_RP_ID",
+                "expected a domain name such as `example.com`",
+            );
             return;
         }
         self.rp_id = rp_id;

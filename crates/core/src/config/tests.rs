@@ -16,6 +16,8 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
         ("SMTP_URL", "smtps://mail.example.com:465".into()),
+        ("WEBAUTHN_RP_ID", "example.com".into()),
+        ("WEBAUTHN_ORIGINS", "https://app.example.com".into()),
     ]
 }
 
@@ -160,4 +162,45 @@ fn mail_settings_are_checked() {
     vars.retain(|(k, _)| *k != "SMTP_URL");
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(problem_vars(&load(&pairs).unwrap_err()), ["SMTP_URL"]);
+}
+
+#[test]
+fn passkey_relying_party_and_origins_are_checked() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.webauthn.rp_id, "localhost");
+    let ok = load(&[
+        ("WEBAUTHN_RP_ID", "Example.com"),
+        (
+            "WEBAUTHN_ORIGINS",
+            "https://example.com,https://id.example.com:8443",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(ok.webauthn.rp_id, "example.com");
+    for (rp, origins) in [
+        ("example.com", "https://example.org"),
+        ("example.com", "https://notexample.com"),
+        ("example.com", "http://example.com"),
+        ("example.com", "https://example.com/path"),
+        ("example.com", "example.com"),
+        ("example.com", ""),
+    ] {
+        let err = load(&[("WEBAUTHN_RP_ID", rp), ("WEBAUTHN_ORIGINS", origins)]).unwrap_err();
+        let vars = problem_vars(&err);
+        assert!(!vars.is_empty(), "{origins}");
+        assert!(
+            vars.iter().all(|v| *v == "WEBAUTHN_ORIGINS"),
+            "{origins}: {vars:?}"
+        );
+    }
+    let err = load(&[("WEBAUTHN_RP_ID", "https://example.com")]).unwrap_err();
+    assert_eq!(problem_vars(&err), ["WEBAUTHN_RP_ID"]);
+    // Production: http is refused even for localhost.
+    let mut vars = production_ok();
+    vars.retain(|(k, _)| !k.starts_with("WEBAUTHN_"));
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        problem_vars(&load(&pairs).unwrap_err()),
+        ["WEBAUTHN_ORIGINS", "WEBAUTHN_ORIGINS"]
+    );
 }

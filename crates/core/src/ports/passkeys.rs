@@ -81,8 +81,7 @@ pub trait PasskeyRepo: Send + Sync + Debug {
     /// a cloned authenticator shows, also when two uses race.
     async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<bool, CoreError>;
     /// `Ok(false)` when the user has no such passkey.
-    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str)
-    -> Result<bool, CoreError>;
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> Result<bool, CoreError>;
     /// Removes a passkey, in one statement with the check that the account
     /// keeps a way to sign in (a password, or another passkey).
     async fn remove_passkey(&self, user_id: Uuid, id: Uuid) -> Result<Removal, CoreError>;

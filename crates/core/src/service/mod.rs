@@ -51,7 +51,7 @@ pub use mail::{
     Postman, Proof,
 };
 pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
-pub use passkeys::{Passkeys, PasskeyView, Verifier};
+pub use passkeys::{PasskeyView, Passkeys, Verifier};
 pub use principal::Principal;
 pub use sign_in::{LoginId, LoginOutcome, ReauthProof, SignIn, SignInDeps};
 pub use two_factor::{MfaSetup, SecondFactor, TwoFactor};

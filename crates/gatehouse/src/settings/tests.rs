@@ -20,6 +20,8 @@ fn production_ok() -> Vec<(&'static str, String)> {
         ("AUDIT_CHAIN_KEY", KEY_B64.into()),
         ("CORS_ORIGINS", "https://app.example.com".into()),
         ("SMTP_URL", "smtps://mail.example.com".into()),
+        ("WEBAUTHN_RP_ID", "example.com".into()),
+        ("WEBAUTHN_ORIGINS", "https://app.example.com".into()),
     ]
 }
 

@@ -101,6 +101,14 @@ fn check(principal: &Principal) -> Result<(), CoreError> {
     principal.require_login()
 }
 
+impl Passkeys {
+    /// Adding or removing a passkey also needs a recent proof of a factor.
+    fn check_sensitive(&self, principal: &Principal) -> Result<(), CoreError> {
+        check(principal)?;
+        self.directory.kernel.require_recent_auth(principal)
+    }
+}
+
 /// The login a ceremony is bound to.
 fn login_of(principal: &Principal) -> Result<String, CoreError> {
     principal
@@ -136,7 +144,7 @@ impl Passkeys {
         &self,
         principal: &Principal,
     ) -> Result<Challenge<CreationChallengeResponse>, CoreError> {
-        check(principal)?;
+        self.check_sensitive(principal)?;
         let existing = self.verifier.repo().passkeys_of(principal.id()).await?;
         if existing.len() >= MAX_PASSKEYS {
             return Err(CoreError::Validation(vec![FieldProblem::new(
@@ -167,7 +175,7 @@ impl Passkeys {
         credential: &RegisterPublicKeyCredential,
         meta: &RequestMeta,
     ) -> Result<PasskeyView, CoreError> {
-        check(principal)?;
+        self.check_sensitive(principal)?;
         let name = passkey_name(name)?;
         let sid = login_of(principal)?;
         let binding = Binding {
@@ -252,8 +260,13 @@ impl Passkeys {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        check(principal)?;
-        match self.verifier.repo().remove_passkey(principal.id(), id).await? {
+        self.check_sensitive(principal)?;
+        match self
+            .verifier
+            .repo()
+            .remove_passkey(principal.id(), id)
+            .await?
+        {
             Removal::Removed => {}
             Removal::NotFound => return Err(CoreError::NotFound),
             Removal::LastFactor => return Err(CoreError::LastFactor),

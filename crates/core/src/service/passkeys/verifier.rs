@@ -188,7 +188,9 @@ impl Verifier {
             state: json,
             expires_at: self.kernel.now_ms() + 1000 * CEREMONY_TTL.as_secs() as i64,
         };
-        self.repo.put_ceremony(&record, self.kernel.now_ms()).await?;
+        self.repo
+            .put_ceremony(&record, self.kernel.now_ms())
+            .await?;
         Ok(issued.token.expose_secret().to_owned())
     }
 
@@ -234,7 +236,6 @@ impl Verifier {
         let exclude = existing
             .iter()
             .filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok())
-            .map(Into::into)
             .collect();
         let (mut options, state) = self
             .webauthn
@@ -294,7 +295,7 @@ impl Verifier {
         options.public_key.allow_credentials = listed
             .map(|id| AllowCredentials {
                 type_: "public-key".into(),
-                id: id.into(),
+                id,
                 transports: None,
             })
             .collect();
@@ -334,7 +335,9 @@ impl Verifier {
         if expected.is_some_and(|u| u != record.user_id) || !handle_matches {
             return Err(Refusal::Credential);
         }
-        let mut passkey = self.open(&record)?;
+        // A row that fails its seal was not written by this service: refused
+        // like an unknown credential (and logged as an error by `open`).
+        let mut passkey = self.open(&record).map_err(|_| Refusal::Credential)?;
         let result = self
             .webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)

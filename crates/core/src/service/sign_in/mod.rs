@@ -306,10 +306,7 @@ impl SignIn {
 
     /// The MFA token's claims and account, still as they were when the
     /// password was checked.
-    async fn mfa_account(
-        &self,
-        mfa_token: &str,
-    ) -> Result<(Arc<Claims>, UserRecord), CoreError> {
+    async fn mfa_account(&self, mfa_token: &str) -> Result<(Arc<Claims>, UserRecord), CoreError> {
         let claims = self
             .deps
             .logins

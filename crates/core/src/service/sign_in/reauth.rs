@@ -5,6 +5,7 @@
 
 use secrecy::SecretString;
 use serde_json::json;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::SignIn;
 use crate::CoreError;
@@ -12,6 +13,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::clock::unix_ms;
 use crate::rbac::Permission;
 use crate::service::logins::AccessToken;
+use crate::service::passkeys::{Binding, Challenge, Purpose, Refusal, RequestChallengeResponse};
 use crate::service::principal::Principal;
 
 /// The factor proved again. One variant per kind of proof.
@@ -21,6 +23,12 @@ pub enum ReauthProof {
     Password(SecretString),
     /// A TOTP code or an unused backup code (only with 2FA on).
     Code(String),
+    /// An assertion by one of the account's passkeys, in a ceremony begun
+    /// by this login ([`SignIn::begin_passkey_reauth`]).
+    Passkey {
+        ceremony: String,
+        credential: Box<PublicKeyCredential>,
+    },
 }
 
 impl ReauthProof {
@@ -29,6 +37,7 @@ impl ReauthProof {
         match self {
             ReauthProof::Password(_) => "password",
             ReauthProof::Code(_) => "code",
+            ReauthProof::Passkey { .. } => "passkey",
         }
     }
 }
@@ -74,6 +83,29 @@ impl SignIn {
             ReauthProof::Code(code) => {
                 record.mfa_enabled && self.deps.second_factor.check(id, code).await?
             }
+            ReauthProof::Passkey {
+                ceremony,
+                credential,
+            } => {
+                let sid = session_id.to_string();
+                let binding = Binding {
+                    user_id: Some(id),
+                    bound_to: Some(&sid),
+                };
+                let used = self
+                    .deps
+                    .passkeys
+                    .finish_assertion(ceremony, Purpose::Reauth, binding, credential)
+                    .await;
+                match used {
+                    Ok(_) => true,
+                    Err(Refusal::Store(e)) => return Err(e),
+                    Err(refusal) => {
+                        tracing::info!(reason = %refusal, "passkey re-authentication refused");
+                        false
+                    }
+                }
+            }
         };
         if !holds {
             self.reauth_failed(principal, factor, "wrong_secret", meta)
@@ -104,6 +136,37 @@ impl SignIn {
         )
         .await;
         Ok(token)
+    }
+
+    /// Options for re-authenticating this login with one of the account's
+    /// passkeys.
+    pub async fn begin_passkey_reauth(
+        &self,
+        principal: &Principal,
+    ) -> Result<Challenge<RequestChallengeResponse>, CoreError> {
+        principal.require_login()?;
+        principal.require(Permission::SelfRead)?;
+        let sid = principal
+            .session_id
+            .ok_or(CoreError::InvalidToken)?
+            .to_string();
+        let passkeys = self
+            .deps
+            .passkeys
+            .repo()
+            .passkeys_of(principal.id())
+            .await?;
+        if passkeys.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        let binding = Binding {
+            user_id: Some(principal.id()),
+            bound_to: Some(&sid),
+        };
+        self.deps
+            .passkeys
+            .begin_assertion(Purpose::Reauth, binding, &passkeys, &[])
+            .await
     }
 
     async fn reauth_failed(
