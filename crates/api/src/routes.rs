@@ -64,6 +64,9 @@ fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::login_finish).layer(rate_limit::LOGIN))
         .routes(routes!(passkeys::mfa_begin).layer(rate_limit::LOGIN))
         .routes(routes!(passkeys::mfa_finish).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::register_passwordless).layer(rate_limit::REGISTER))
+        .routes(routes!(passkeys::signup_begin).layer(rate_limit::LOGIN))
+        .routes(routes!(passkeys::signup_finish).layer(rate_limit::LOGIN))
         .routes(routes!(auth::refresh).layer(rate_limit::REFRESH))
         .routes(routes!(auth::logout))
         // Bearer optional: the caller's own address, or `{email}`.
@@ -91,6 +94,7 @@ fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::register_finish))
         .routes(routes!(passkeys::list))
         .routes(routes!(passkeys::rename, passkeys::remove))
+        .routes(routes!(passkeys::add_password, passkeys::remove_password))
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::rotate))
         .routes(routes!(api_keys::revoke))

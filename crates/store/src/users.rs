@@ -146,8 +146,19 @@ impl UserRepo for Database {
 
     #[tracing::instrument(name = "users.change_password", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn change_password(&self, c: &PasswordChange) -> Result<Option<Vec<Uuid>>, CoreError> {
+        // No password (an empty hash) only while the account has a passkey.
         let set = "UPDATE users SET password_hash = $1, updated_at = $2, \
-                   auth_version = auth_version + 1 WHERE id = $3 AND auth_version = $4";
+                   auth_version = auth_version + 1 WHERE id = $3 AND auth_version = $4 \
+                   AND ($1 <> '' OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $3))";
+        // PostgreSQL: the account's row is locked first, so the check above
+        // reads passkeys after any concurrent removal of one has committed
+        // (a removal locks the same row). SQLite has one writer at a time.
+        let lock = match self {
+            Database::Postgres(_) if c.hash.is_empty() => {
+                Some("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            }
+            _ => None,
+        };
         let sessions =
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
         let keys = "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
@@ -156,6 +167,9 @@ impl UserRepo for Database {
         let spend = "UPDATE mail_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL";
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(c.user_id).execute(&mut *tx).await?;
+            }
             if let Some(token) = c.spends {
                 let spent = sqlx::query(spend).bind(c.now).bind(token).execute(&mut *tx).await?;
                 if spent.rows_affected() != 1 {

@@ -263,9 +263,13 @@ pub async fn login(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaRequired {
     mfa_required: bool,
-    /// Presented with the code to `/api/v1/auth/login/mfa`.
+    /// Presented with the code to `/api/v1/auth/login/mfa` (or with a
+    /// passkey to `/api/v1/auth/login/mfa/passkey/…`).
     mfa_token: String,
     expires_in: u64,
+    /// What the second step accepts: `totp` (a code or a backup code), and
+    /// `passkey` when the account has one.
+    methods: Vec<&'static str>,
 }
 
 /// Either tokens, or the second step.
@@ -283,6 +287,7 @@ pub fn login_response(state: &AppState, outcome: LoginOutcome) -> Response {
         LoginOutcome::MfaRequired {
             mfa_token,
             expires_in,
+            passkey,
         } => (
             StatusCode::OK,
             [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
@@ -290,6 +295,11 @@ pub fn login_response(state: &AppState, outcome: LoginOutcome) -> Response {
                 mfa_required: true,
                 mfa_token,
                 expires_in,
+                methods: if passkey {
+                    vec!["totp", "passkey"]
+                } else {
+                    vec!["totp"]
+                },
             })),
         )
             .into_response(),

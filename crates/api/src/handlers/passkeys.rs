@@ -13,16 +13,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::service::PasskeyView;
 use gatehouse_core::service::passkeys::{Challenge, assertion_json, registration_json};
+use gatehouse_core::service::{LoginOutcome, PasskeyView, Registration};
 use http::HeaderValue;
 use http::header::CACHE_CONTROL;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{LoginResponse, login_response};
+use super::verification::proof;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Meta, PathId, Require, perm};
 use crate::responses::{
@@ -391,5 +393,220 @@ pub async fn remove(
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     state.passkeys().remove(&p, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordlessRegistration {
+    #[schema(
+        min_length = 3,
+        max_length = 50,
+        pattern = "^[A-Za-z0-9_-]+$",
+        example = "jane_doe"
+    )]
+    username: String,
+    #[schema(format = Email, max_length = 254, example = "jane@example.com")]
+    email: String,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    full_name: Option<String>,
+}
+
+/// Registers an account without a password. Its verification mail's token
+/// (or code) then adds its first passkey (`/auth/passkeys/signup/…`); until
+/// then it cannot sign in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register/passkey",
+    operation_id = "register_passwordless",
+    tag = "passkeys",
+    request_body = PasswordlessRegistration,
+    responses(
+        (status = 201, description = "The new user", body = gatehouse_core::user::User),
+        (status = 400, response = BadRequest),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+    ),
+)]
+pub async fn register_passwordless(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<PasswordlessRegistration>,
+) -> Result<(StatusCode, Json<gatehouse_core::user::User>), ApiError> {
+    let input = Registration {
+        username: body.username,
+        email: body.email,
+        password: SecretString::from(String::new()),
+        full_name: body.full_name,
+    };
+    let user = state.accounts().register_passwordless(input, &meta).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBegin {
+    /// The `token` parameter of the verification link.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false)]
+    token: Option<SecretString>,
+    /// With `code`: the address the mail was sent to.
+    #[serde(default)]
+    #[schema(format = Email, max_length = 254, nullable = false)]
+    email: Option<String>,
+    /// With `email`: the code from the mail.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false, example = "7KQ2-M9XD")]
+    code: Option<SecretString>,
+}
+
+/// Options for the first passkey of an account registered without a
+/// password, proven by its verification mail (not spent yet).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/signup/begin",
+    operation_id = "passkey_signup_begin",
+    tag = "passkeys",
+    request_body = SignupBegin,
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.create()`", body = Ceremony),
+        (status = 400, response = BadRequest),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+    ),
+)]
+pub async fn signup_begin(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<SignupBegin>,
+) -> Result<Response, ApiError> {
+    let proof = proof(body.token, body.email, body.code)?;
+    let challenge = state.passkeys().begin_signup(&proof, &meta).await?;
+    Ok(ceremony(challenge))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupFinish {
+    /// The same proof as at `begin`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false)]
+    token: Option<SecretString>,
+    #[serde(default)]
+    #[schema(format = Email, max_length = 254, nullable = false)]
+    email: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false)]
+    code: Option<SecretString>,
+    #[schema(min_length = 1, max_length = 128)]
+    ceremony: String,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
+    name: Option<String>,
+    /// `PublicKeyCredential.toJSON()` of the new credential.
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+}
+
+/// Adds the first passkey, verifies the address (the mail's token is spent)
+/// and signs the account in: the tokens and cookie of a login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/signup/finish",
+    operation_id = "passkey_signup_finish",
+    tag = "passkeys",
+    request_body = SignupFinish,
+    responses(
+        (status = 200, description = "Signed in", body = LoginResponse),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+    ),
+)]
+pub async fn signup_finish(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<SignupFinish>,
+) -> Result<Response, ApiError> {
+    let proof = proof(body.token, body.email, body.code)?;
+    let credential = registration_json(body.credential)?;
+    let (pair, user) = state
+        .passkeys()
+        .finish_signup(
+            &proof,
+            &body.ceremony,
+            body.name.as_deref(),
+            &credential,
+            &meta,
+        )
+        .await?;
+    Ok(login_response(&state, LoginOutcome::Tokens(pair, user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    /// Must pass the password policy.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
+    new_password: SecretString,
+}
+
+/// Gives an account without a password one (recent `auth_time`, e.g. from a
+/// passkey); 409 when it has one (change it with `change-password`). Every
+/// login of the user ends, as with a change.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me/password",
+    operation_id = "add_password",
+    tag = "passkeys",
+    request_body = NewPassword,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Added; sign in again"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
+pub async fn add_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Require(p, ..): Require<perm::SelfWrite>,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .accounts()
+        .add_password(&p, &body.new_password, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the caller's password (recent `auth_time`): the account signs in
+/// with its passkeys alone from then on; 409 `last_factor` without one.
+/// Every login of the user ends, as with a change.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me/password",
+    operation_id = "remove_password",
+    tag = "passkeys",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Removed; sign in with a passkey"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ),
+)]
+pub async fn remove_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Require(p, ..): Require<perm::SelfWrite>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts().remove_password(&p, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

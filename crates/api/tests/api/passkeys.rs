@@ -13,6 +13,7 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
+use crate::harness::mail::token_of;
 use crate::harness::{PASSWORD, TestApp, TestResponse, backends, config};
 use crate::mfa::enrolled;
 
@@ -567,5 +568,163 @@ async fn malformed_credentials_are_field_problems() {
             .post_json("/api/v1/auth/passkeys/login/finish", r#"{"ceremony":"x"}"#)
             .await;
         res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_error");
+    }
+}
+
+/// Registers `name` without a password; the verification token mailed.
+async fn passwordless(app: &TestApp, name: &str) -> String {
+    let body = json!({"username": name, "email": format!("{name}@example.com")});
+    let res = app
+        .post_json("/api/v1/auth/register/passkey", &body.to_string())
+        .await;
+    let user = ok(&res, StatusCode::CREATED);
+    assert_eq!(user["email_verified"], false);
+    assert!(user.get("password_hash").is_none());
+    let secret = app.outbox.secret_for(&format!("{name}@example.com")).await;
+    token_of(&secret)
+}
+
+async fn signup(app: &TestApp, token: &str, device: &mut Device) -> TestResponse {
+    let begun = app
+        .post_json(
+            "/api/v1/auth/passkeys/signup/begin",
+            &json!({"token": token}).to_string(),
+        )
+        .await;
+    let begun = ok(&begun, StatusCode::OK);
+    let credential = device.create(ORIGIN, &begun["options"]);
+    let body = json!({"token": token, "ceremony": begun["ceremony"], "credential": credential});
+    app.post_json("/api/v1/auth/passkeys/signup/finish", &body.to_string())
+        .await
+}
+
+#[tokio::test]
+async fn an_account_made_with_a_passkey_alone_verifies_its_address_first() {
+    for backend in backends() {
+        let app = TestApp::new(&backend).await;
+        let token = passwordless(&app, "ivy").await;
+        // No password to guess: any password is wrong (and counted).
+        app.login_raw("ivy@example.com", PASSWORD)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        app.login_raw("ivy@example.com", "")
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_error");
+
+        let mut device = Device::new();
+        let res = signup(&app, &token, &mut device).await;
+        let body = ok(&res, StatusCode::OK);
+        let access = body["access_token"].as_str().unwrap();
+        let me = ok(
+            &app.get_with_token("/api/v1/users/me", access).await,
+            StatusCode::OK,
+        );
+        assert_eq!(me["email_verified"], true, "{backend:?}");
+        // The token is spent: no second passkey by mail.
+        app.post_json(
+            "/api/v1/auth/passkeys/signup/begin",
+            &json!({"token": token}).to_string(),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_mail_token");
+        ok(&sign_in(&app, &mut device).await, StatusCode::OK);
+
+        // An account with a password gets no passkey from a mail alone.
+        app.register("jon").await;
+        let secret = app.outbox.secret_for("jon@example.com").await;
+        app.post_json(
+            "/api/v1/auth/passkeys/signup/begin",
+            &json!({"token": token_of(&secret)}).to_string(),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_mail_token");
+    }
+}
+
+#[tokio::test]
+async fn a_password_can_be_removed_and_added_back_but_never_the_last_factor() {
+    for backend in backends() {
+        let app = TestApp::new(&backend).await;
+        let (_, token) = app.account("kit", "user").await;
+        // Without a passkey the password is the last factor.
+        app.call("DELETE", "/api/v1/users/me/password", &token, None)
+            .await
+            .assert_problem(StatusCode::CONFLICT, "last_factor");
+        let mut device = Device::new();
+        let added = add_passkey(&app, &token, &mut device, "Key").await;
+        let res = app
+            .call("DELETE", "/api/v1/users/me/password", &token, None)
+            .await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT);
+        // Every login ended; the password signs in no more; the passkey does.
+        app.get_with_token("/api/v1/users/me", &token)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+        app.login_raw("kit@example.com", PASSWORD)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        let signed = ok(&sign_in(&app, &mut device).await, StatusCode::OK);
+        let token = signed["access_token"].as_str().unwrap().to_owned();
+        let path = format!(
+            "/api/v1/users/me/passkeys/{}",
+            added["id"].as_str().unwrap()
+        );
+        app.call("DELETE", &path, &token, None)
+            .await
+            .assert_problem(StatusCode::CONFLICT, "last_factor");
+        app.call("DELETE", "/api/v1/users/me/password", &token, None)
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+        // A password back (recent proof: the passkey sign-in).
+        let res = app
+            .call(
+                "PUT",
+                "/api/v1/users/me/password",
+                &token,
+                Some(json!({"new_password": "An0ther-Passw0rd!"})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT);
+        let (token, _) = app.login("kit@example.com", "An0ther-Passw0rd!").await;
+        app.call(
+            "PUT",
+            "/api/v1/users/me/password",
+            &token,
+            Some(json!({"new_password": "Yet-An0ther-Passw0rd!"})),
+        )
+        .await
+        .assert_problem(StatusCode::CONFLICT, "conflict");
+        // Now the passkey may go.
+        let res = app.call("DELETE", &path, &token, None).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT);
+    }
+}
+
+#[tokio::test]
+async fn removing_the_password_and_the_last_passkey_at_once_keeps_one() {
+    for backend in backends() {
+        let app = TestApp::new(&backend).await;
+        let (_, token) = app.account("lou", "user").await;
+        let mut device = Device::new();
+        let added = add_passkey(&app, &token, &mut device, "Key").await;
+        let path = format!(
+            "/api/v1/users/me/passkeys/{}",
+            added["id"].as_str().unwrap()
+        );
+        let (a, b) = tokio::join!(
+            app.call("DELETE", "/api/v1/users/me/password", &token, None),
+            app.call("DELETE", &path, &token, None)
+        );
+        let ok_count = [a.status, b.status]
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count();
+        assert_eq!(ok_count, 1, "{backend:?}: {} / {}", a.status, b.status);
+        let left = app.count("SELECT COUNT(*) FROM passkeys").await
+            + app
+                .count("SELECT COUNT(*) FROM users WHERE username = 'lou' AND password_hash <> ''")
+                .await;
+        assert_eq!(left, 1, "{backend:?}");
     }
 }

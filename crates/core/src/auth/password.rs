@@ -179,6 +179,9 @@ impl PasswordHasher {
         password: &SecretString,
         stored: Option<&str>,
     ) -> Result<bool, CoreError> {
+        // An empty hash is an account without a password: it matches
+        // nothing, after the same work as any other.
+        let stored = stored.filter(|h| !h.is_empty());
         let is_real = stored.is_some();
         let phc = stored.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         let password = password.clone();

@@ -2,6 +2,8 @@
 //! profile, password and logins. [`AccountFactory`] creates accounts for
 //! registration and for user administration alike.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
@@ -15,7 +17,7 @@ use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
 use crate::mail::Message;
-use crate::ports::{NewUser, PasswordChange, SessionInfo, UserChanges, UserRecord};
+use crate::ports::{NewUser, PasskeyRepo, PasswordChange, SessionInfo, UserChanges, UserRecord};
 use crate::rbac::{Permission, Role};
 use crate::user::{Email, FieldProblem, FullName, User, Username, mask_email};
 
@@ -83,6 +85,8 @@ pub enum CredentialChange {
     Changed,
     /// Reset with a mailed token, spent with the change.
     Reset { token: Uuid },
+    /// Removed: the account signs in with its passkeys alone.
+    Removed,
 }
 
 impl CredentialChange {
@@ -90,6 +94,7 @@ impl CredentialChange {
         match self {
             CredentialChange::Changed => "password_changed",
             CredentialChange::Reset { .. } => "password_reset",
+            CredentialChange::Removed => "password_removed",
         }
     }
 }
@@ -128,8 +133,31 @@ impl AccountFactory {
         meta: &RequestMeta,
     ) -> Result<bool, CoreError> {
         let hash = self.hasher.hash(new).await?;
+        self.store_hash(record, hash, why, meta).await
+    }
+
+    /// [`AccountFactory::set_password`] with no password: the store keeps
+    /// it only while the account has a passkey to sign in with.
+    pub async fn clear_password(
+        &self,
+        record: &UserRecord,
+        meta: &RequestMeta,
+    ) -> Result<bool, CoreError> {
+        self.store_hash(record, String::new(), CredentialChange::Removed, meta)
+            .await
+    }
+
+    async fn store_hash(
+        &self,
+        record: &UserRecord,
+        hash: String,
+        why: CredentialChange,
+        meta: &RequestMeta,
+    ) -> Result<bool, CoreError> {
         let (notice, spends) = match why {
-            CredentialChange::Changed => (Message::PasswordChanged, None),
+            CredentialChange::Changed | CredentialChange::Removed => {
+                (Message::PasswordChanged, None)
+            }
             CredentialChange::Reset { token } => (Message::PasswordReset, Some(token)),
         };
         let change = PasswordChange {
@@ -172,6 +200,25 @@ impl AccountFactory {
         password::check_policy(input.password.expose_secret())
             .map_err(|w| CoreError::WeakPassword(w.0))?;
         let password_hash = self.hasher.hash(&input.password).await?;
+        self.store_account(fields, password_hash, role, welcome)
+            .await
+    }
+
+    /// A self-registered account without a password: it gets its first
+    /// passkey once its address is verified (`Passkeys::begin_signup`).
+    pub async fn create_passwordless(&self, input: Registration) -> Result<User, CoreError> {
+        let fields = check(&input)?;
+        self.store_account(fields, String::new(), Role::User, Welcome::Verification)
+            .await
+    }
+
+    async fn store_account(
+        &self,
+        fields: Checked,
+        password_hash: String,
+        role: Role,
+        welcome: Welcome,
+    ) -> Result<User, CoreError> {
         let kernel = &self.directory.kernel;
         let now = kernel.now_ms();
         let record = UserRecord {
@@ -224,6 +271,7 @@ pub struct Accounts {
     logins: Logins,
     lockout: Lockout,
     email_changes: EmailChanges,
+    passkeys: Arc<dyn PasskeyRepo>,
 }
 
 impl Accounts {
@@ -232,12 +280,14 @@ impl Accounts {
         logins: Logins,
         lockout: Lockout,
         email_changes: EmailChanges,
+        passkeys: Arc<dyn PasskeyRepo>,
     ) -> Self {
         Self {
             factory,
             logins,
             lockout,
             email_changes,
+            passkeys,
         }
     }
 
@@ -257,11 +307,33 @@ impl Accounts {
         meta: &RequestMeta,
     ) -> Result<User, CoreError> {
         let masked = mask_email(input.email.trim());
-        match self
+        let created = self
             .factory
             .create(input, Role::User, Welcome::Verification)
-            .await
-        {
+            .await;
+        self.registered(created, &masked, meta).await
+    }
+
+    /// Self-service registration without a password (`input.password` is
+    /// ignored): the account signs in only once its address is verified
+    /// and its first passkey added with the mailed token.
+    pub async fn register_passwordless(
+        &self,
+        input: Registration,
+        meta: &RequestMeta,
+    ) -> Result<User, CoreError> {
+        let masked = mask_email(input.email.trim());
+        let created = self.factory.create_passwordless(input).await;
+        self.registered(created, &masked, meta).await
+    }
+
+    async fn registered(
+        &self,
+        created: Result<User, CoreError>,
+        masked: &str,
+        meta: &RequestMeta,
+    ) -> Result<User, CoreError> {
+        match created {
             Ok(user) => {
                 self.audit(
                     AuditEvent::new(EventKind::UserRegistered, Outcome::Success, meta)
@@ -444,6 +516,67 @@ impl Accounts {
         )
         .await;
         Ok(())
+    }
+
+    /// Gives an account without a password one (recently re-authenticated,
+    /// e.g. with a passkey). Like a change, it ends every login.
+    pub async fn add_password(
+        &self,
+        principal: &Principal,
+        new: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
+        self.directory().kernel.require_recent_auth(principal)?;
+        let record = self.directory().record(principal.id()).await?;
+        if !record.password_hash.is_empty() {
+            return Err(CoreError::Conflict);
+        }
+        password::check_policy(new.expose_secret()).map_err(|w| CoreError::WeakPassword(w.0))?;
+        if !self
+            .factory
+            .set_password(&record, new, CredentialChange::Changed, meta)
+            .await?
+        {
+            return Err(CoreError::Conflict);
+        }
+        self.password_event(principal.id(), "added", meta).await;
+        Ok(())
+    }
+
+    /// Removes the caller's password: from then on the account signs in
+    /// with its passkeys alone (it must have one, checked again in the
+    /// store's transaction). Like a change, it ends every login.
+    pub async fn remove_password(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
+        self.directory().kernel.require_recent_auth(principal)?;
+        let record = self.directory().record(principal.id()).await?;
+        if record.password_hash.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        if self.passkeys.passkeys_of(record.id).await?.is_empty()
+            || !self.factory.clear_password(&record, meta).await?
+        {
+            return Err(CoreError::LastFactor);
+        }
+        self.password_event(principal.id(), "removed", meta).await;
+        Ok(())
+    }
+
+    async fn password_event(&self, id: Uuid, what: &str, meta: &RequestMeta) {
+        self.audit(
+            AuditEvent::new(EventKind::PasswordChanged, Outcome::Success, meta)
+                .actor(id)
+                .target(id)
+                .details(json!({ "password": what })),
+        )
+        .await;
     }
 
     pub async fn my_sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, CoreError> {

@@ -214,6 +214,7 @@ impl UseCases {
                 s.logins.clone(),
                 s.lockout.clone(),
                 email_changes,
+                a.passkeys.clone(),
             )),
             user_admin: Arc::new(UserAdmin::new(UserAdminDeps {
                 factory: s.factory.clone(),
@@ -233,7 +234,7 @@ impl UseCases {
                 s.lockout.clone(),
                 s.postman.clone(),
             )),
-            email_verification,
+            email_verification: email_verification.clone(),
             password_reset,
             mail_delivery,
             operations: Arc::new(Operations::new(OperationsDeps {
@@ -255,6 +256,8 @@ impl UseCases {
                 s.verifier,
                 s.directory.clone(),
                 s.postman.clone(),
+                email_verification.clone(),
+                s.logins.clone(),
             )),
             events: Arc::new(SecurityEvents::new(s.kernel)),
         })

@@ -172,6 +172,22 @@ impl EmailVerification {
         self.redeemer.tokens.issue(&issued).await
     }
 
+    /// The account a verification proof is for, without spending it: for
+    /// a step that must succeed before the proof is spent (the first
+    /// passkey of an account without a password). Returns the account and
+    /// the token's id.
+    pub async fn account_of(
+        &self,
+        proof: &Proof,
+        meta: &RequestMeta,
+    ) -> Result<(UserRecord, uuid::Uuid), CoreError> {
+        let found = self
+            .redeemer
+            .redeem(proof, &[TokenPurpose::VerifyEmail], meta)
+            .await?;
+        Ok((found.user, found.token.id))
+    }
+
     /// Confirms a verification or an email change, by link or code.
     pub async fn confirm(&self, proof: &Proof, meta: &RequestMeta) -> Result<Confirmed, CoreError> {
         let purposes = [TokenPurpose::VerifyEmail, TokenPurpose::EmailChange];

@@ -5,6 +5,8 @@
 
 mod verifier;
 
+use std::sync::Arc;
+
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,7 +18,8 @@ pub use verifier::{Binding, CEREMONY_TTL, Challenge, Purpose, Refusal, Verifier,
 pub use webauthn_rs::prelude::RequestChallengeResponse;
 
 use super::kernel::Directory;
-use super::mail::Postman;
+use super::logins::{Logins, TokenPair};
+use super::mail::{EmailVerification, Postman, Proof};
 use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
@@ -24,7 +27,7 @@ use crate::clock::from_unix_ms;
 use crate::mail::Message;
 use crate::ports::{PasskeyRecord, Removal};
 use crate::rbac::Permission;
-use crate::user::FieldProblem;
+use crate::user::{FieldProblem, User};
 
 /// Passkeys one account may have.
 pub const MAX_PASSKEYS: usize = 20;
@@ -95,6 +98,18 @@ pub fn assertion_json(value: serde_json::Value) -> Result<PublicKeyCredential, C
     })
 }
 
+/// A refused registration: the store's own errors as they are, anything
+/// else one answer (the log says which).
+fn rejected(refusal: Refusal) -> CoreError {
+    match refusal {
+        Refusal::Store(e) => e,
+        other => {
+            tracing::info!(reason = %other, "passkey registration refused");
+            CoreError::PasskeyRejected
+        }
+    }
+}
+
 /// Managing passkeys takes `self:write` and a person's login, never a key.
 fn check(principal: &Principal) -> Result<(), CoreError> {
     principal.require(Permission::SelfWrite)?;
@@ -117,20 +132,31 @@ fn login_of(principal: &Principal) -> Result<String, CoreError> {
         .ok_or(CoreError::InvalidToken)
 }
 
-/// The caller's passkeys.
+/// The caller's passkeys, and the first one of an account made without a
+/// password.
 #[derive(Debug)]
 pub struct Passkeys {
     verifier: Verifier,
     directory: Directory,
     postman: Postman,
+    verification: Arc<EmailVerification>,
+    logins: Logins,
 }
 
 impl Passkeys {
-    pub fn new(verifier: Verifier, directory: Directory, postman: Postman) -> Self {
+    pub fn new(
+        verifier: Verifier,
+        directory: Directory,
+        postman: Postman,
+        verification: Arc<EmailVerification>,
+        logins: Logins,
+    ) -> Self {
         Self {
             verifier,
             directory,
             postman,
+            verification,
+            logins,
         }
     }
 
@@ -186,18 +212,25 @@ impl Passkeys {
             .verifier
             .finish_registration(ceremony, binding, credential)
             .await
-            .map_err(|refusal| match refusal {
-                Refusal::Store(e) => e,
-                other => {
-                    tracing::info!(reason = %other, "passkey registration refused");
-                    CoreError::PasskeyRejected
-                }
-            })?;
-        let (json, mac) = self.verifier.close(principal.id(), &passkey)?;
+            .map_err(rejected)?;
+        let record = self.store(&principal.user, passkey, name, meta).await?;
+        Ok(view(&record))
+    }
+
+    /// Stores a verified new passkey of `user`, audits it and mails the
+    /// notice.
+    async fn store(
+        &self,
+        user: &User,
+        passkey: webauthn_rs::prelude::Passkey,
+        name: String,
+        meta: &RequestMeta,
+    ) -> Result<PasskeyRecord, CoreError> {
+        let (json, mac) = self.verifier.close(user.id, &passkey)?;
         let (sign_count, backup_eligible, backed_up, transports) = verifier::facts(&passkey);
         let record = PasskeyRecord {
             id: Uuid::now_v7(),
-            user_id: principal.id(),
+            user_id: user.id,
             credential_id: credential_key(passkey.cred_id()),
             name,
             credential: json,
@@ -212,8 +245,8 @@ impl Passkeys {
         self.verifier.repo().add_passkey(&record).await?;
         self.audit(
             AuditEvent::new(EventKind::PasskeyAdded, Outcome::Success, meta)
-                .actor(principal.id())
-                .target(principal.id())
+                .actor(user.id)
+                .target(user.id)
                 .details(json!({"passkey_id": record.id, "name": record.name})),
         )
         .await;
@@ -221,8 +254,77 @@ impl Passkeys {
         let notice = Message::PasskeyAdded {
             name: record.name.clone(),
         };
-        self.postman.send_notice(&principal.user, notice).await;
-        Ok(view(&record))
+        self.postman.send_notice(user, notice).await;
+        Ok(record)
+    }
+
+    /// The account a verification proof names, if it is one made without
+    /// a password and still without a passkey, and the token's binding.
+    async fn signup_account(
+        &self,
+        proof: &Proof,
+        meta: &RequestMeta,
+    ) -> Result<(User, String), CoreError> {
+        let (record, token_id) = self.verification.account_of(proof, meta).await?;
+        let passkeys = self.verifier.repo().passkeys_of(record.id).await?;
+        if !record.password_hash.is_empty() || !passkeys.is_empty() {
+            return Err(CoreError::InvalidMailToken);
+        }
+        let user = self.directory.kernel.to_user(&record)?;
+        Ok((user, format!("signup:{token_id}")))
+    }
+
+    /// Options for the first passkey of an account registered without a
+    /// password, with the token (or code) its verification mail carried.
+    /// The token is not spent until [`Passkeys::finish_signup`] succeeds.
+    pub async fn begin_signup(
+        &self,
+        proof: &Proof,
+        meta: &RequestMeta,
+    ) -> Result<Challenge<CreationChallengeResponse>, CoreError> {
+        let (user, bound_to) = self.signup_account(proof, meta).await?;
+        let display = user.full_name.as_deref().unwrap_or(&user.username);
+        self.verifier
+            .begin_registration(user.id, &user.email, display, &[], &bound_to)
+            .await
+    }
+
+    /// Stores the first passkey, spends the verification (the address is
+    /// verified) and signs the new account in.
+    pub async fn finish_signup(
+        &self,
+        proof: &Proof,
+        ceremony: &str,
+        name: Option<&str>,
+        credential: &RegisterPublicKeyCredential,
+        meta: &RequestMeta,
+    ) -> Result<(TokenPair, User), CoreError> {
+        let name = passkey_name(name)?;
+        let (user, bound_to) = self.signup_account(proof, meta).await?;
+        let binding = Binding {
+            user_id: Some(user.id),
+            bound_to: Some(&bound_to),
+        };
+        let passkey = self
+            .verifier
+            .finish_registration(ceremony, binding, credential)
+            .await
+            .map_err(rejected)?;
+        let record = self.store(&user, passkey, name, meta).await?;
+        if let Err(e) = self.verification.confirm(proof, meta).await {
+            // Spent meanwhile by another request: this one adds nothing.
+            self.verifier
+                .repo()
+                .remove_passkey(user.id, record.id)
+                .await?;
+            return Err(e);
+        }
+        let user = self.directory.after_write(user.id).await?;
+        let pair = self
+            .logins
+            .start(&user, meta, self.directory.kernel.now())
+            .await?;
+        Ok((pair, user))
     }
 
     pub async fn list(&self, principal: &Principal) -> Result<Vec<PasskeyView>, CoreError> {

@@ -49,6 +49,8 @@ pub enum LoginOutcome {
     MfaRequired {
         mfa_token: String,
         expires_in: u64,
+        /// The account has a passkey, which may stand in for the code.
+        passkey: bool,
     },
 }
 
@@ -202,7 +204,7 @@ impl SignIn {
             // The password alone completes no login: the count stays until
             // the second factor succeeds too.
             attempt.passed().await?;
-            return self.second_step(&user, now);
+            return self.second_step(&user, now).await;
         }
         let details = json!({"account": target.who});
         self.complete(user, attempt, details, meta, now).await
@@ -285,7 +287,11 @@ impl SignIn {
     }
 
     /// 2FA is on: a short-lived token for the second step instead of a login.
-    fn second_step(&self, user: &User, now: OffsetDateTime) -> Result<LoginOutcome, CoreError> {
+    async fn second_step(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<LoginOutcome, CoreError> {
         let issued = self.deps.logins.keys.issue(
             &Grant {
                 token_type: TokenType::Mfa,
@@ -298,9 +304,11 @@ impl SignIn {
             },
             now,
         )?;
+        let passkeys = self.deps.passkeys.repo().passkeys_of(user.id).await?;
         Ok(LoginOutcome::MfaRequired {
             mfa_token: issued.token,
             expires_in: MFA_TOKEN_TTL.as_secs(),
+            passkey: !passkeys.is_empty(),
         })
     }
 
