@@ -1,7 +1,7 @@
 //! The HTTP layer's settings (CORS, hosts, proxies, cookies, body limit,
-//! validation details, docs, HSTS, time limit, TLS, connections), declared
-//! once like the domain's, and [`AppConfig`]: everything the state is
-//! configured with.
+//! validation details, docs, HSTS, time limit, TLS, connections, the hosted
+//! pages), declared once like the domain's, and [`AppConfig`]: everything
+//! the state is configured with.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -76,6 +76,19 @@ gatehouse_core::settings! {
 }
 
 gatehouse_core::settings! {
+    /// The hosted pages under `/ui`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct UiConfig {
+        /// serve the hosted pages (sign-in, sign-up, account) under `/ui`
+        pub enabled: bool = "UI_ENABLED", Flag, default true;
+        /// comma-separated origins a page's `return_to` may send the
+        /// browser to after sign-in; empty: only paths under `/ui`
+        pub return_origins: Vec<String> = "UI_RETURN_ORIGINS", Each(exact_origin),
+            default "";
+    }
+}
+
+gatehouse_core::settings! {
     /// The HTTP layer's settings, validated.
     #[derive(Debug)]
     pub struct HttpConfig given (production: bool) {
@@ -103,6 +116,7 @@ gatehouse_core::settings! {
             default 30;
         pub tls: TlsConfig = group;
         pub connections: ConnectionConfig = group;
+        pub ui: UiConfig = group;
     }
 }
 
@@ -147,7 +161,18 @@ fn origin(raw: &str) -> Result<String, String> {
     }
 }
 
-fn is_origin(s: &str) -> bool {
+/// One origin, never `*`, lower-cased as browsers serialise it.
+fn exact_origin(raw: &str) -> Result<String, String> {
+    if is_origin(raw) {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`{raw}` is not an origin (scheme://host[:port], no path)"
+        ))
+    }
+}
+
+pub(crate) fn is_origin(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once("://") else {
         return false;
     };

@@ -16,6 +16,7 @@ mod routes;
 pub mod server;
 pub mod state;
 mod streams;
+mod ui;
 
 pub use app::{App, app, build};
 pub use config::{AppConfig, HttpConfig};

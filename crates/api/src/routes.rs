@@ -21,6 +21,7 @@ use crate::handlers::{
 };
 use crate::middleware::{context, rate_limit};
 use crate::state::AppState;
+use crate::ui;
 
 /// The route table, less the upload and the docs (added by [`mount`] with
 /// their own limit and condition). Tests extend it with routes of their own.
@@ -130,6 +131,7 @@ fn documentation() -> OpenApiRouter<AppState> {
 }
 
 /// `routes` with what the settings decide: the docs (serving `document`),
+/// the hosted pages,
 /// the JSON body limit, the upload behind its own limit, and the fallback.
 pub(crate) fn mount(
     routes: Router<AppState>,
@@ -140,6 +142,12 @@ pub(crate) fn mount(
     let routes = if config.docs_enabled {
         let docs = Router::from(documentation()).layer(Extension(Document(document())));
         routes.merge(docs)
+    } else {
+        routes
+    };
+    // The hosted pages: with `UI_ENABLED=false` no `/ui` route exists.
+    let routes = if config.ui.enabled {
+        routes.merge(ui::router(state))
     } else {
         routes
     };

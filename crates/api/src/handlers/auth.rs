@@ -116,7 +116,10 @@ pub struct LoginBody {
     password: SecretString,
 }
 
-const PASSWORD_MAX: usize = 1024;
+/// Longest password a login checks (longer ones are refused unhashed).
+pub(crate) const PASSWORD_MAX: usize = 1024;
+/// Longest email or username a login looks up.
+pub(crate) const LOGIN_MAX: usize = 254;
 
 fn check_login_password(password: &SecretString, errors: &mut Vec<FieldError>) {
     let len = password.expose_secret().chars().count();
@@ -155,10 +158,10 @@ impl FromRequest<AppState> for LoginBody {
                 errors.push(FieldError::new("grant_type", "must be password"));
             }
             let len = form.username.trim().chars().count();
-            if !(1..=254).contains(&len) {
+            if !(1..=LOGIN_MAX).contains(&len) {
                 errors.push(FieldError::new(
                     "username",
-                    "must be 1 to 254 characters long",
+                    format!("must be 1 to {LOGIN_MAX} characters long"),
                 ));
             }
             check_login_password(&form.password, &mut errors);

@@ -1,5 +1,6 @@
 //! Renders every error response as RFC 9457 `application/problem+json` with
-//! the request id, and logs the hidden cause of 5xx responses once.
+//! the request id (the hosted pages' own error pages excepted), and logs the
+//! hidden cause of 5xx responses once.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -13,6 +14,11 @@ use crate::error::{FieldError, InternalCause, Problem};
 use crate::state::AppState;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Marks an error response whose body is a page written for people (the
+/// hosted pages): its cause is logged like any other, its body is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBody;
 
 /// Turns an error response into the problem document; other responses pass
 /// unchanged.
@@ -37,6 +43,9 @@ pub fn render(state: &AppState, request_id: &str, mut res: Response) -> Response
             }
             None => {}
         }
+    }
+    if res.extensions().get::<PageBody>().is_some() {
+        return res;
     }
     let problem = described.unwrap_or_else(|| Problem::for_status(status));
     let show_errors = state.http().expose_validation_details;

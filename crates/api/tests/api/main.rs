@@ -30,4 +30,5 @@ mod rbac;
 mod readiness;
 mod reauth;
 mod tokens;
+mod ui;
 mod users;

@@ -16,6 +16,7 @@ use super::principal::Principal;
 use crate::CoreError;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
+use crate::clock::unix_ms;
 use crate::mail::Message;
 use crate::ports::{NewUser, PasskeyRepo, PasswordChange, SessionInfo, UserChanges, UserRecord};
 use crate::rbac::{Permission, Role};
@@ -609,5 +610,35 @@ impl Accounts {
         )
         .await;
         Ok(())
+    }
+
+    /// Revokes every login of the caller but the one the request was made
+    /// with ("sign out everywhere else"); how many were revoked.
+    pub async fn revoke_other_sessions(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<usize, CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
+        let now = self.directory().kernel.now();
+        let active = self
+            .logins
+            .sessions
+            .list_active(principal.id(), unix_ms(now))
+            .await?;
+        let mut revoked = 0;
+        for session in active.iter().filter(|s| Some(s.id) != principal.session_id) {
+            self.logins.revoke(session.id, now).await?;
+            self.audit(
+                AuditEvent::new(EventKind::SessionRevoked, Outcome::Success, meta)
+                    .actor(principal.id())
+                    .target(principal.id())
+                    .details(json!({"session_id": session.id})),
+            )
+            .await;
+            revoked += 1;
+        }
+        Ok(revoked)
     }
 }

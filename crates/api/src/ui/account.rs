@@ -1,0 +1,207 @@
+//! The account page: the profile and the logins (this device marked), with
+//! one login or all the others revoked through `Accounts`, as
+//! `/api/v1/users/me` and `/users/me/sessions` do.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use gatehouse_core::clock::from_unix_ms;
+use http::{HeaderMap, StatusCode};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use uuid::Uuid;
+
+use super::csrf::{self, Binding, FormKey};
+use super::page::{self, Page};
+use super::session::SignedIn;
+use super::sign_in::{PlainForm, signed_out};
+use super::templates;
+use crate::error::ApiError;
+use crate::extract::Meta;
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountQuery {
+    notice: String,
+}
+
+fn notice(code: &str) -> Option<&'static str> {
+    match code {
+        "session_revoked" => Some("The session was signed out."),
+        "others_revoked" => Some("All your other sessions were signed out."),
+        _ => None,
+    }
+}
+
+/// A time as the page shows it (UTC, to the minute) and as `datetime`.
+fn shown(at: OffsetDateTime) -> (String, String) {
+    let human = at
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default();
+    (human, at.format(&Rfc3339).unwrap_or_default())
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: Uuid,
+    device: String,
+    ip: Option<String>,
+    created: String,
+    created_at: String,
+    last_used: String,
+    last_used_at: String,
+    current: bool,
+}
+
+/// "Firefox on Linux", from a user agent, for people to tell their logins
+/// apart; the raw string is never trusted for anything.
+fn device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent.filter(|u| !u.is_empty()) else {
+        return "Unknown device".to_owned();
+    };
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map_or("Unknown browser", |(_, name)| name);
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| name);
+    match os {
+        Some(os) => format!("{browser} on {os}"),
+        None => browser.to_owned(),
+    }
+}
+
+/// `GET /ui/account`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(signed): Extension<SignedIn>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Result<Page, ApiError> {
+    let p = &signed.principal;
+    let key = FormKey::of(&headers, state.http().secure_cookies)?;
+    let mut sessions: Vec<SessionRow> = state
+        .accounts()
+        .my_sessions(p)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let (created, created_at) = shown(from_unix_ms(s.created_at));
+            let (last_used, last_used_at) = shown(from_unix_ms(s.last_used_at));
+            SessionRow {
+                id: s.id,
+                device: device(s.user_agent.as_deref()),
+                ip: s.ip,
+                created,
+                created_at,
+                last_used,
+                last_used_at,
+                current: p.session_id == Some(s.id),
+            }
+        })
+        .collect();
+    // This device first, then the most recently used.
+    sessions.sort_by(|a, b| {
+        b.current
+            .cmp(&a.current)
+            .then_with(|| b.last_used_at.cmp(&a.last_used_at))
+    });
+    let others = sessions.iter().filter(|s| !s.current).count();
+    let user = &p.user;
+    let (created, created_at) = shown(user.created_at);
+    let html = templates::render(
+        page::product(&state),
+        "account.html",
+        context! {
+            csrf => key.token(Binding::login(p.session_id)),
+            notice => notice(&q.notice),
+            error => None::<()>,
+            user => context! {
+                username => &user.username,
+                email => &user.email,
+                email_verified => user.email_verified,
+                full_name => &user.full_name,
+                role => user.role.as_str(),
+                mfa_enabled => user.mfa_enabled,
+                created => created,
+                created_at => created_at,
+            },
+            sessions => sessions,
+            others => others,
+        },
+    )?;
+    Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
+}
+
+/// `POST /ui/account/sessions/{id}/revoke`: one login ends; this device's
+/// own ends like a sign-out.
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Extension(signed): Extension<SignedIn>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Form(form): Form<PlainForm>,
+) -> Result<Response, ApiError> {
+    let p = &signed.principal;
+    csrf::verify(&headers, Binding::login(p.session_id), &form.csrf)?;
+    state.accounts().revoke_my_session(p, id, &meta).await?;
+    if p.session_id == Some(id) {
+        return Ok(signed_out(&state, "/ui/sign-in?notice=signed_out"));
+    }
+    Ok(page::see_other("/ui/account?notice=session_revoked").into_response())
+}
+
+/// `POST /ui/account/sessions/revoke-others`: every login but this one.
+pub async fn revoke_others(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Extension(signed): Extension<SignedIn>,
+    headers: HeaderMap,
+    Form(form): Form<PlainForm>,
+) -> Result<Response, ApiError> {
+    let p = &signed.principal;
+    csrf::verify(&headers, Binding::login(p.session_id), &form.csrf)?;
+    state.accounts().revoke_other_sessions(p, &meta).await?;
+    Ok(page::see_other("/ui/account?notice=others_revoked").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_named_for_people() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      HeadlessChrome/120.0.0.0 Safari/537.36";
+        assert_eq!(device(Some(chrome)), "Chrome on Linux");
+        assert_eq!(device(Some("curl/8.5.0")), "curl");
+        assert_eq!(device(None), "Unknown device");
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
+        assert_eq!(device(Some(firefox)), "Firefox on Windows");
+    }
+}

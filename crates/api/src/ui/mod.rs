@@ -1,0 +1,115 @@
+//! The hosted pages under `/ui`: server-rendered HTML over the same use
+//! cases as the JSON API (sign in with the second step, sign up, sign out,
+//! the account with its sessions). One module per flow; the browser session
+//! (`session`), the form check (`csrf`) and the redirect rule (`return_to`)
+//! are shared by all of them.
+
+mod account;
+mod assets;
+pub(crate) mod csrf;
+mod page;
+pub(crate) mod return_to;
+pub(crate) mod session;
+mod sign_in;
+mod sign_up;
+mod templates;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::HeaderValue;
+
+use crate::middleware::rate_limit;
+use crate::state::AppState;
+
+/// Every page route, each behind the limits of the API route it mirrors;
+/// mounted by `routes::mount` when `UI_ENABLED`.
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/ui/account", get(account::show))
+        .route(
+            "/ui/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
+        .route(
+            "/ui/account/sessions/revoke-others",
+            post(account::revoke_others),
+        )
+        .route("/ui/sign-out", post(sign_in::sign_out))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require,
+        ));
+    let pages = Router::new()
+        .route("/ui", get(index))
+        .route(
+            "/ui/sign-in",
+            get(sign_in::form).merge(post(sign_in::submit).layer(rate_limit::LOGIN)),
+        )
+        .route(
+            "/ui/sign-in/code",
+            post(sign_in::submit_code).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/sign-up",
+            get(sign_up::form).merge(post(sign_up::submit).layer(rate_limit::REGISTER)),
+        )
+        .merge(signed_in)
+        // Pages are limited like the API; the assets below are not (they
+        // are cached for a year).
+        .layer(rate_limit::GLOBAL);
+    let policy = content_security_policy(&state.http().ui.return_origins);
+    pages
+        .route("/ui/assets/{name}", get(assets::serve))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let policy = policy.clone();
+            async move { page::finish(req, next, policy).await }
+        }))
+}
+
+/// `/ui`: the account, which sends a signed-out browser to sign in.
+async fn index() -> Response {
+    page::see_other("/ui/account").into_response()
+}
+
+/// The pages' own policy: only our stylesheet and scripts, no inline code
+/// (CSP Level 3); forms post to this origin, or redirect after sign-in to
+/// the `return_to` origins allowed (browsers hold redirects to it too).
+fn content_security_policy(return_origins: &[String]) -> HeaderValue {
+    let mut form_action = String::from("'self'");
+    for origin in return_origins {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    // The origins were validated at startup (scheme://host[:port]).
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_runs_only_our_own_code() {
+        let p = content_security_policy(&["https://app.example.com".to_owned()]);
+        let p = p.to_str().unwrap_or_default();
+        assert!(p.contains("script-src 'self'"), "{p}");
+        assert!(!p.contains("unsafe-inline"), "{p}");
+        assert!(
+            p.contains("form-action 'self' https://app.example.com;"),
+            "{p}"
+        );
+        assert!(p.contains("frame-ancestors 'none'"), "{p}");
+    }
+}

@@ -1,0 +1,275 @@
+//! The hosted pages in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver) against a real `gatehouse serve`, at 360 px
+//! wide: sign up → sign in → the account shows this device's session →
+//! sign out → sign in again, that time with the keyboard alone. Skipped,
+//! with a notice, where Chromium or chromedriver is not installed (CI
+//! installs both).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails loudly"
+)]
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::deployment::{Backend, Deployment, PASSWORD};
+use support::smtp::free_port;
+
+/// `name` on `PATH`, if installed.
+fn installed(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    /// Ends chromedriver and the browsers it started: its process group,
+    /// so a failed test leaves no Chromium behind.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start(chromedriver: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(chromedriver)
+            .process_group(0)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// A session with Chromium as this machine must run it (no sandbox,
+    /// no network of its own, a fresh profile), 360 px wide.
+    async fn session(&self, chromium: &Path, profile: &Path) -> Client {
+        let args = [
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+            "--window-size=360,800".to_owned(),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": chromium, "args": args}),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        // chromedriver needs a moment to listen: bounded retries.
+        let mut last = None;
+        for _ in 0..50 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("chromedriver did not start a session: {last:?}");
+    }
+}
+
+async fn fill(c: &Client, id: &str, text: &str) {
+    let field = find(c, &format!("#{id}")).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn submit(c: &Client, form_action: &str) {
+    find(
+        c,
+        &format!("form[action='{form_action}'] button[type=submit]"),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+}
+
+/// Waits (bounded) for an element: a page may still be loading.
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until the page's heading reads `expected`.
+async fn see(c: &Client, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(h) = c.find(Locator::Css("h1")).await {
+            last = h.text().await.unwrap_or_default();
+            if last == expected {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, expected);
+}
+
+async fn path(c: &Client) -> String {
+    let url = c.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// Waits (bounded) until the browser shows `expected`: a form submitted
+/// with the keyboard navigates after `send_keys` returns.
+async fn arrive(c: &Client, expected: &str) {
+    for _ in 0..100 {
+        if path(c).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(path(c).await, expected);
+}
+
+/// Nothing wider than the window: no sideways scrolling at 360 px.
+async fn fits(c: &Client) {
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let scroll = widths[0].as_u64().unwrap();
+    let inner = widths[1].as_u64().unwrap();
+    assert!(
+        scroll <= inner,
+        "page is {scroll}px wide in a {inner}px window"
+    );
+}
+
+#[tokio::test]
+async fn sign_up_sign_in_account_sign_out_in_chromium() {
+    let (Some(chromium), Some(chromedriver)) = (installed("chromium"), installed("chromedriver"))
+    else {
+        eprintln!(
+            "skipped: the hosted pages' browser test needs `chromium` and `chromedriver` \
+             (Debian packages chromium, chromium-driver) on PATH"
+        );
+        return;
+    };
+    let server = Deployment::start(
+        Backend::Sqlite,
+        // Plain HTTP on loopback: the cookies cannot be `Secure` here.
+        &[("SECURE_COOKIES", "false"), ("RATE_LIMIT_ENABLED", "false")],
+    )
+    .await;
+    let base = server.base(0).to_owned();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+    journey(&c, &base).await;
+    c.close().await.unwrap();
+    server.stop().await;
+}
+
+async fn journey(c: &Client, base: &str) {
+    // Sign up.
+    c.goto(&format!("{base}/ui/sign-up")).await.unwrap();
+    see(c, "Create an account").await;
+    fits(c).await;
+    fill(c, "username", "browser_user").await;
+    fill(c, "email", "browser_user@example.com").await;
+    fill(c, "full_name", "Browser User").await;
+    fill(c, "password", PASSWORD).await;
+    submit(c, "/ui/sign-up").await;
+    see(c, "Check your mail").await;
+    fits(c).await;
+
+    // Sign in.
+    c.find(Locator::LinkText("Go to sign in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Sign in").await;
+    fits(c).await;
+    fill(c, "login", "browser_user").await;
+    fill(c, "password", PASSWORD).await;
+    submit(c, "/ui/sign-in").await;
+    arrive(c, "/ui/account").await;
+    see(c, "Your account").await;
+    fits(c).await;
+    let current = find(c, ".sessions li.current").await.text().await.unwrap();
+    assert!(current.contains("this device"), "{current}");
+    assert!(current.contains("Chrome on Linux"), "{current}");
+    let profile = find(c, "dl").await.text().await.unwrap();
+    assert!(profile.contains("browser_user@example.com"), "{profile}");
+
+    // Sign out.
+    submit(c, "/ui/sign-out").await;
+    arrive(c, "/ui/sign-in?notice=signed_out").await;
+    let notice = find(c, ".notice").await.text().await.unwrap();
+    assert_eq!(notice, "You are signed out.");
+    // The account is closed to this browser now.
+    c.goto(&format!("{base}/ui/account")).await.unwrap();
+    arrive(c, "/ui/sign-in?return_to=%2Fui%2Faccount").await;
+
+    // Sign in again with the keyboard alone: the first field has focus.
+    see(c, "Sign in").await;
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("login"));
+    focused
+        .send_keys(&format!("browser_user@example.com{}", Key::Tab))
+        .await
+        .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&format!("{PASSWORD}{}", Key::Enter))
+        .await
+        .unwrap();
+    arrive(c, "/ui/account").await;
+    see(c, "Your account").await;
+    let sessions = c
+        .find_all(Locator::Css(".sessions li"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(sessions, 1, "the signed-out login is gone from the list");
+}
