@@ -89,7 +89,11 @@ async fn main() {
     // One passkey (the soft token keeps no user handle: named sign-ins).
     let mut device = SoftPasskey::new(true);
     let (_, begun) = client
-        .post("/api/v1/auth/passkeys/register/begin", Some(&token), json!({}))
+        .post(
+            "/api/v1/auth/passkeys/register/begin",
+            Some(&token),
+            json!({}),
+        )
         .await;
     let mut options: CreationChallengeResponse =
         serde_json::from_value(begun["options"].clone()).expect("creation options");
@@ -115,7 +119,11 @@ async fn main() {
 
         let started = Instant::now();
         let (_, begun) = client
-            .post("/api/v1/auth/passkeys/login/begin", None, json!({"email": email}))
+            .post(
+                "/api/v1/auth/passkeys/login/begin",
+                None,
+                json!({"email": email}),
+            )
             .await;
         let begin = started.elapsed();
         let options: RequestChallengeResponse =
