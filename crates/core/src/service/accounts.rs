@@ -527,10 +527,7 @@ impl Accounts {
         new: &SecretString,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        principal.require(Permission::SelfWrite)?;
-        principal.require_login()?;
-        self.directory().kernel.require_recent_auth(principal)?;
-        let record = self.directory().record(principal.id()).await?;
+        let record = self.own_credentials(principal).await?;
         if !record.password_hash.is_empty() {
             return Err(CoreError::Conflict);
         }
@@ -554,10 +551,7 @@ impl Accounts {
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        principal.require(Permission::SelfWrite)?;
-        principal.require_login()?;
-        self.directory().kernel.require_recent_auth(principal)?;
-        let record = self.directory().record(principal.id()).await?;
+        let record = self.own_credentials(principal).await?;
         if record.password_hash.is_empty() {
             return Err(CoreError::NotFound);
         }
@@ -568,6 +562,15 @@ impl Accounts {
         }
         self.password_event(principal.id(), "removed", meta).await;
         Ok(())
+    }
+
+    /// The caller's stored account, for a change to its sign-in factors: a
+    /// person's login (never a key) that proved a factor recently.
+    async fn own_credentials(&self, principal: &Principal) -> Result<UserRecord, CoreError> {
+        principal.require(Permission::SelfWrite)?;
+        principal.require_login()?;
+        self.directory().kernel.require_recent_auth(principal)?;
+        self.directory().record(principal.id()).await
     }
 
     async fn password_event(&self, id: Uuid, what: &str, meta: &RequestMeta) {
