@@ -7,6 +7,8 @@
 //! service with rate limits off (`RATE_LIMIT_ENABLED=false`) and its
 //! default `WEBAUTHN_*` (origin `http://localhost:3000`).
 
+use std::error::Error;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -30,48 +32,61 @@ struct Args {
 
 const PASSWORD: &str = "Bench-Passw0rd!x";
 
+type Outcome<T> = Result<T, Box<dyn Error>>;
+
+/// Fails with `what` unless the service answered `want`.
+fn expect_status(got: u16, want: u16, what: &str) -> Outcome<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: HTTP {got}, expected {want}").into())
+    }
+}
+
 struct Client {
     http: reqwest::Client,
     url: String,
 }
 
 impl Client {
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Outcome<(u16, Value)> {
         let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let res = req.send().await.expect("the service answers");
+        let res = req.send().await?;
         let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+/// The `percent`th percentile (nearest rank) of `sorted`, which is not empty.
+fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted[(last * percent).div_ceil(100).min(last)]
 }
 
-fn report(name: &str, mut times: Vec<Duration>) -> Duration {
+fn report(out: &mut impl Write, name: &str, mut times: Vec<Duration>) -> Outcome<Duration> {
     times.sort();
-    let median = percentile(&times, 0.5);
-    println!(
+    let median = percentile(&times, 50);
+    writeln!(
+        out,
         "{name:>9}: median {:>7.2} ms   p90 {:>7.2} ms   ({} sign-ins)",
         median.as_secs_f64() * 1e3,
-        percentile(&times, 0.9).as_secs_f64() * 1e3,
+        percentile(&times, 90).as_secs_f64() * 1e3,
         times.len()
-    );
-    median
+    )?;
+    Ok(median)
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Outcome<()> {
     let args = Args::parse();
     let client = Client {
         http: reqwest::Client::new(),
         url: args.url.trim_end_matches('/').to_owned(),
     };
-    let origin = Url::parse(&args.origin).expect("--origin is a URL");
+    let origin = Url::parse(&args.origin)?;
     let name = format!("pk{}", std::process::id());
     let email = format!("{name}@example.com");
     let (status, _) = client
@@ -80,11 +95,16 @@ async fn main() {
             None,
             json!({"username": name, "email": email, "password": PASSWORD}),
         )
-        .await;
-    assert_eq!(status, 201, "register");
+        .await?;
+    expect_status(status, 201, "register")?;
     let login = json!({"email": email, "password": PASSWORD});
-    let (_, body) = client.post("/api/v1/auth/login", None, login.clone()).await;
-    let token = body["access_token"].as_str().expect("a token").to_owned();
+    let (_, body) = client
+        .post("/api/v1/auth/login", None, login.clone())
+        .await?;
+    let token = body["access_token"]
+        .as_str()
+        .ok_or("no access token")?
+        .to_owned();
 
     // One passkey (the soft token keeps no user handle: named sign-ins).
     let mut device = SoftPasskey::new(true);
@@ -94,28 +114,29 @@ async fn main() {
             Some(&token),
             json!({}),
         )
-        .await;
-    let mut options: CreationChallengeResponse =
-        serde_json::from_value(begun["options"].clone()).expect("creation options");
+        .await?;
+    let mut options: CreationChallengeResponse = serde_json::from_value(begun["options"].clone())?;
     if let Some(sel) = options.public_key.authenticator_selection.as_mut() {
         sel.require_resident_key = false;
     }
     let made = device
         .do_registration(origin.clone(), options)
-        .expect("the soft token registers");
+        .map_err(|e| format!("the soft token did not register: {e:?}"))?;
     let body = json!({"ceremony": begun["ceremony"], "credential": made});
     let (status, _) = client
         .post("/api/v1/auth/passkeys/register/finish", Some(&token), body)
-        .await;
-    assert_eq!(status, 201, "passkey registration");
+        .await?;
+    expect_status(status, 201, "passkey registration")?;
 
     let mut password = Vec::with_capacity(args.rounds);
     let mut passkey = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds {
         let started = Instant::now();
-        let (status, _) = client.post("/api/v1/auth/login", None, login.clone()).await;
+        let (status, _) = client
+            .post("/api/v1/auth/login", None, login.clone())
+            .await?;
         password.push(started.elapsed());
-        assert_eq!(status, 200, "password login");
+        expect_status(status, 200, "password login")?;
 
         let started = Instant::now();
         let (_, begun) = client
@@ -124,25 +145,30 @@ async fn main() {
                 None,
                 json!({"email": email}),
             )
-            .await;
+            .await?;
         let begin = started.elapsed();
-        let options: RequestChallengeResponse =
-            serde_json::from_value(begun["options"].clone()).expect("request options");
+        let options: RequestChallengeResponse = serde_json::from_value(begun["options"].clone())?;
         let signed = device
             .do_authentication(origin.clone(), options)
-            .expect("the soft token signs");
+            .map_err(|e| format!("the soft token did not sign: {e:?}"))?;
         let body = json!({"ceremony": begun["ceremony"], "credential": signed});
         let started = Instant::now();
         let (status, _) = client
             .post("/api/v1/auth/passkeys/login/finish", None, body)
-            .await;
+            .await?;
         passkey.push(begin + started.elapsed());
-        assert_eq!(status, 200, "passkey sign-in");
+        expect_status(status, 200, "passkey sign-in")?;
     }
-    let p = report("password", password);
-    let k = report("passkey", passkey);
-    println!(
+    if args.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    let mut out = std::io::stdout().lock();
+    let p = report(&mut out, "password", password)?;
+    let k = report(&mut out, "passkey", passkey)?;
+    writeln!(
+        out,
         "passkey / password median: {:.3}",
         k.as_secs_f64() / p.as_secs_f64()
-    );
+    )?;
+    Ok(())
 }
