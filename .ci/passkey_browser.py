@@ -54,7 +54,7 @@ const post = (path, body, t) => fetch(path, {method: "POST",
     {ceremony: go.body.ceremony, credential: said.toJSON()});
   const replayed = await post("/api/v1/auth/passkeys/login/finish",
     {ceremony: go.body.ceremony, credential: said.toJSON()});
-  done({added: added.status, signed: signed.status,
+  done({added: added.status, transports: added.body && added.body.transports, signed: signed.status,
         token: !!(signed.body && signed.body.access_token), replayed: replayed.status});
 })().catch(e => done({error: String(e)}));
 """
@@ -94,7 +94,8 @@ def main():
     finally:
         driver.quit()
     print(json.dumps(result))
-    expected = {"added": 201, "signed": 200, "token": True, "replayed": 401}
+    expected = {"added": 201, "transports": ["internal"], "signed": 200, "token": True,
+                "replayed": 401}
     if result != expected:
         print("passkey browser check: expected", json.dumps(expected), file=sys.stderr)
         sys.exit(1)

@@ -14,7 +14,9 @@ use webauthn_rs::prelude::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
 };
 
-pub use verifier::{Binding, CEREMONY_TTL, Challenge, Purpose, Refusal, Verifier, credential_key};
+pub use verifier::{
+    Binding, CEREMONY_TTL, Challenge, Purpose, Refusal, Verifier, credential_key, transports_of,
+};
 pub use webauthn_rs::prelude::RequestChallengeResponse;
 
 use super::kernel::Directory;
@@ -213,7 +215,10 @@ impl Passkeys {
             .finish_registration(ceremony, binding, credential)
             .await
             .map_err(rejected)?;
-        let record = self.store(&principal.user, passkey, name, meta).await?;
+        let transports = transports_of(credential);
+        let record = self
+            .store(&principal.user, passkey, name, transports, meta)
+            .await?;
         Ok(view(&record))
     }
 
@@ -224,10 +229,11 @@ impl Passkeys {
         user: &User,
         passkey: webauthn_rs::prelude::Passkey,
         name: String,
+        transports: String,
         meta: &RequestMeta,
     ) -> Result<PasskeyRecord, CoreError> {
         let (json, mac) = self.verifier.close(user.id, &passkey)?;
-        let (sign_count, backup_eligible, backed_up, transports) = verifier::facts(&passkey);
+        let (sign_count, backup_eligible, backed_up) = verifier::facts(&passkey);
         let record = PasskeyRecord {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -310,7 +316,8 @@ impl Passkeys {
             .finish_registration(ceremony, binding, credential)
             .await
             .map_err(rejected)?;
-        let record = self.store(&user, passkey, name, meta).await?;
+        let transports = transports_of(credential);
+        let record = self.store(&user, passkey, name, transports, meta).await?;
         if let Err(e) = self.verification.confirm(proof, meta).await {
             // Spent meanwhile by another request: this one adds nothing.
             self.verifier

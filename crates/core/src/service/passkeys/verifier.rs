@@ -19,7 +19,7 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Webauthn,
     WebauthnBuilder,
 };
-use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement};
+use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
 
 use crate::CoreError;
 use crate::auth::refresh;
@@ -290,13 +290,16 @@ impl Verifier {
         options.mediation = None;
         let listed = allowed
             .iter()
-            .map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).unwrap_or_default())
-            .chain(decoys.iter().cloned());
+            .map(|p| {
+                let id = URL_SAFE_NO_PAD.decode(&p.credential_id).unwrap_or_default();
+                (id, transport_hints(&p.transports))
+            })
+            .chain(decoys.iter().map(|id| (id.clone(), None)));
         options.public_key.allow_credentials = listed
-            .map(|id| AllowCredentials {
+            .map(|(id, transports)| AllowCredentials {
                 type_: "public-key".into(),
                 id,
-                transports: None,
+                transports,
             })
             .collect();
         let ceremony = self.stash(purpose, binding, &state).await?;
@@ -383,21 +386,43 @@ impl Verifier {
     }
 }
 
-/// Facts of a stored passkey the verifier keeps inside its record.
-pub(super) fn facts(passkey: &Passkey) -> (i64, bool, bool, String) {
+/// Facts of a stored passkey the verifier keeps inside its record:
+/// counter, backup eligibility and state.
+pub(super) fn facts(passkey: &Passkey) -> (i64, bool, bool) {
     let value = serde_json::to_value(passkey).unwrap_or_default();
     let cred = &value["cred"];
     let counter = cred["counter"].as_i64().unwrap_or(0);
     let eligible = cred["backup_eligible"].as_bool().unwrap_or(false);
     let state = cred["backup_state"].as_bool().unwrap_or(false);
-    let transports = cred["transports"]
+    (counter, eligible, state)
+}
+
+/// The transports the browser reported at registration (`usb`,
+/// `internal`…), comma-separated: hints for later sign-ins and for the
+/// owner's list. The verifier keeps them only for attested credentials, so
+/// they are taken from the response itself.
+pub fn transports_of(credential: &RegisterPublicKeyCredential) -> String {
+    let reported = serde_json::to_value(&credential.response.transports).unwrap_or_default();
+    reported
         .as_array()
         .map(|list| {
             list.iter()
                 .filter_map(|t| t.as_str())
+                // Names the verifier does not know arrive as `unknown`.
+                .filter(|t| *t != "unknown")
+                .take(8)
                 .collect::<Vec<_>>()
                 .join(",")
         })
-        .unwrap_or_default();
-    (counter, eligible, state, transports)
+        .unwrap_or_default()
+}
+
+/// `transports` as stored, back into the hints of `allowCredentials`
+/// (unknown names are left out).
+fn transport_hints(stored: &str) -> Option<Vec<AuthenticatorTransport>> {
+    let hints: Vec<AuthenticatorTransport> = stored
+        .split(',')
+        .filter_map(|t| serde_json::from_value(serde_json::Value::from(t)).ok())
+        .collect();
+    (!hints.is_empty()).then_some(hints)
 }
