@@ -44,6 +44,40 @@ fn bad_settings_stop_startup_with_one_line_per_variable() {
 }
 
 #[test]
+fn an_allow_list_without_usable_roots_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("roots.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for roots in [&not_pem, &missing] {
+        let out = gatehouse(
+            dir.path(),
+            &[
+                ("JWT_SECRET_KEY", SECRET),
+                ("BIND_ADDR", "127.0.0.1:0"),
+                ("METRICS_ADDR", ""),
+                ("WEBAUTHN_ATTESTATION_CA_FILE", roots.to_str().unwrap()),
+                (
+                    "WEBAUTHN_ALLOWED_AAGUIDS",
+                    "cb69481e-8ff7-4039-93ec-0a2729a154a8",
+                ),
+            ],
+        )
+        .arg("serve")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+        assert!(!out.status.success(), "{roots:?}");
+        // The error is the last line of the (JSON) log.
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            log.contains("WEBAUTHN_ATTESTATION_CA_FILE"),
+            "{roots:?}: {log}"
+        );
+    }
+}
+
+#[test]
 fn production_refuses_missing_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let out = gatehouse(

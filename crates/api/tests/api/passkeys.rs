@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::softtoken::{self, SoftToken};
+use webauthn_authenticator_rs::{AuthenticatorBackend, WebauthnAuthenticator};
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
 use crate::harness::mail::token_of;
@@ -26,7 +27,7 @@ const ORIGIN: &str = "http://localhost:3000";
 /// is given the credential to use and the handle is returned beside its
 /// signature (the signature never covers the handle).
 struct Device {
-    soft: SoftPasskey,
+    soft: Box<dyn AuthenticatorBackend>,
     /// (relying party, credential id, user handle) of each registration.
     creds: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
@@ -36,9 +37,23 @@ impl Device {
         // `true`: the soft token reports user verification (a PIN or
         // biometric), which passkeys require.
         Self {
-            soft: SoftPasskey::new(true),
+            soft: Box::new(SoftPasskey::new(true)),
             creds: Vec::new(),
         }
+    }
+
+    /// A security key of a known model: `SoftToken` attests each of its
+    /// credentials with a certificate under its own vendor root, naming
+    /// its AAGUID. Returns the device and that root (PEM).
+    fn security_key() -> (Self, String) {
+        use der::EncodePem;
+        let (token, root) = SoftToken::new(true).unwrap();
+        let pem = root.to_pem(der::pem::LineEnding::LF).unwrap();
+        let device = Self {
+            soft: Box::new(token),
+            creds: Vec::new(),
+        };
+        (device, pem)
     }
 
     /// `navigator.credentials.create()` with the server's `options`.
@@ -731,5 +746,120 @@ async fn removing_the_password_and_the_last_passkey_at_once_keeps_one() {
                 .count("SELECT COUNT(*) FROM users WHERE username = 'lou' AND password_hash <> ''")
                 .await;
         assert_eq!(left, 1, "{backend:?}");
+    }
+}
+
+/// Settings that admit only `aaguid`, attested under the roots in `pem`
+/// (written to `dir`).
+fn allow_list(dir: &tempfile::TempDir, pem: &str, aaguid: &str) -> Vec<(String, String)> {
+    let path = dir.path().join(format!("roots-{aaguid}.pem"));
+    std::fs::write(&path, pem).unwrap();
+    vec![
+        (
+            "WEBAUTHN_ATTESTATION_CA_FILE".into(),
+            path.display().to_string(),
+        ),
+        ("WEBAUTHN_ALLOWED_AAGUIDS".into(), aaguid.into()),
+    ]
+}
+
+fn pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Begins and finishes a registration with `device`: the finish's answer.
+async fn register_with(app: &TestApp, token: &str, device: &mut Device) -> TestResponse {
+    let begun = app
+        .call("POST", "/api/v1/auth/passkeys/register/begin", token, None)
+        .await;
+    let begun = ok(&begun, StatusCode::OK);
+    let credential = device.create(ORIGIN, &begun["options"]);
+    let body = json!({"ceremony": begun["ceremony"], "credential": credential});
+    app.call(
+        "POST",
+        "/api/v1/auth/passkeys/register/finish",
+        token,
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_allow_list_admits_only_attested_keys_of_the_listed_models() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends() {
+        let open = TestApp::new(&backend).await;
+        let (_, token) = open.account("hal", "user").await;
+        // A synced passkey, registered before the organisation set a list.
+        let mut phone = Device::new();
+        ok(
+            &register_with(&open, &token, &mut phone).await,
+            StatusCode::CREATED,
+        );
+
+        let (mut key, root) = Device::security_key();
+        let listed_settings = allow_list(&dir, &root, &softtoken::AAGUID.to_string());
+        let listed = TestApp::on(
+            open.db.share(),
+            config(&pairs(&listed_settings)),
+            axum::Router::new(),
+        );
+        // The options ask for the authenticator's own attestation.
+        let begun = listed
+            .call("POST", "/api/v1/auth/passkeys/register/begin", &token, None)
+            .await;
+        assert_eq!(
+            ok(&begun, StatusCode::OK)["options"]["publicKey"]["attestation"],
+            "direct"
+        );
+
+        // The passkey registered before the list no longer signs in.
+        sign_in(&listed, &mut phone)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        // Nor can another unattested one be added.
+        let mut other_phone = Device::new();
+        register_with(&listed, &token, &mut other_phone)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "passkey_rejected");
+        // A key of the listed model, attested by its vendor, is admitted
+        // and signs in.
+        ok(
+            &register_with(&listed, &token, &mut key).await,
+            StatusCode::CREATED,
+        );
+        ok(&sign_in(&listed, &mut key).await, StatusCode::OK);
+
+        // A key of the same model under a root that is not listed (another
+        // vendor claiming the AAGUID) is refused.
+        let (mut impostor, _) = Device::security_key();
+        register_with(&listed, &token, &mut impostor)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "passkey_rejected");
+
+        // The model taken off the list: its keys stop signing in and none
+        // registers, though the vendor root is still trusted.
+        let other_model = allow_list(&dir, &root, "cb69481e-8ff7-4039-93ec-0a2729a154a8");
+        let narrowed = TestApp::on(
+            open.db.share(),
+            config(&pairs(&other_model)),
+            axum::Router::new(),
+        );
+        sign_in(&narrowed, &mut key)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        // (Another account, so the key's credential is not excluded.)
+        let (_, other) = open.account("ida", "user").await;
+        register_with(&narrowed, &other, &mut key)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "passkey_rejected");
+
+        // Without a list, every passkey works again: the policy is the
+        // settings', not a mark written on the rows.
+        ok(&sign_in(&open, &mut phone).await, StatusCode::OK);
+        ok(&sign_in(&open, &mut key).await, StatusCode::OK);
     }
 }

@@ -227,7 +227,20 @@ crate::settings! {
             default "http://localhost:3000,http://localhost:8000";
         /// the name authenticators show beside the account
         pub rp_name: String = "WEBAUTHN_RP_NAME", Text, default "Gatehouse";
+        /// PEM file of the authenticator vendors' attestation root
+        /// certificates; with `WEBAUTHN_ALLOWED_AAGUIDS`, only those models
+        /// may register or use passkeys (hardware keys; synced passkeys are
+        /// refused)
+        pub attestation_ca_file: Option<PathBuf> = "WEBAUTHN_ATTESTATION_CA_FILE", Path;
+        /// authenticator models (AAGUIDs) allowed, comma-separated; each must
+        /// attest through a certificate of `WEBAUTHN_ATTESTATION_CA_FILE`
+        pub allowed_aaguids: Vec<uuid::Uuid> = "WEBAUTHN_ALLOWED_AAGUIDS", Each(parse_aaguid),
+            default "";
     }
+}
+
+fn parse_aaguid(raw: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(raw).map_err(|_| format!("`{raw}` is not an AAGUID (a UUID)"))
 }
 
 impl WebauthnConfig {
@@ -252,6 +265,21 @@ impl WebauthnConfig {
             if let Err(why) = origin_problem(origin, &self.rp_id, production) {
                 r.problem("WEBAUTHN_ORIGINS", format!("`{origin}`: {why}"));
             }
+        }
+        // An AAGUID is only the authenticator's claim until an attestation
+        // certificate vouches for it: one setting without the other would
+        // look like a policy and enforce nothing.
+        match (&self.attestation_ca_file, self.allowed_aaguids.is_empty()) {
+            (Some(_), true) => r.problem(
+                "WEBAUTHN_ALLOWED_AAGUIDS",
+                "is required with WEBAUTHN_ATTESTATION_CA_FILE: list the models allowed",
+            ),
+            (None, false) => r.problem(
+                "WEBAUTHN_ATTESTATION_CA_FILE",
+                "is required with WEBAUTHN_ALLOWED_AAGUIDS: without the vendors' \
+                 certificates an AAGUID is only the authenticator's claim",
+            ),
+            _ => {}
         }
     }
 }

@@ -204,3 +204,30 @@ fn passkey_relying_party_and_origins_are_checked() {
         ["WEBAUTHN_ORIGINS", "WEBAUTHN_ORIGINS"]
     );
 }
+
+#[test]
+fn an_authenticator_allow_list_needs_both_roots_and_models() {
+    let aaguid = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    let c = load(&[
+        (
+            "WEBAUTHN_ATTESTATION_CA_FILE",
+            "/etc/gatehouse/fido-roots.pem",
+        ),
+        ("WEBAUTHN_ALLOWED_AAGUIDS", &format!("{aaguid}, {aaguid}")),
+    ])
+    .unwrap();
+    assert_eq!(c.webauthn.allowed_aaguids.len(), 2);
+    assert!(load(&[]).unwrap().webauthn.attestation_ca_file.is_none());
+    // A model without the vendor roots is only the authenticator's claim;
+    // roots without models would admit every model they sign.
+    let err = load(&[("WEBAUTHN_ALLOWED_AAGUIDS", aaguid)]).unwrap_err();
+    assert_eq!(problem_vars(&err), ["WEBAUTHN_ATTESTATION_CA_FILE"]);
+    let err = load(&[("WEBAUTHN_ATTESTATION_CA_FILE", "/etc/roots.pem")]).unwrap_err();
+    assert_eq!(problem_vars(&err), ["WEBAUTHN_ALLOWED_AAGUIDS"]);
+    let err = load(&[
+        ("WEBAUTHN_ATTESTATION_CA_FILE", "/etc/roots.pem"),
+        ("WEBAUTHN_ALLOWED_AAGUIDS", "yubikey-5"),
+    ])
+    .unwrap_err();
+    assert!(problem_vars(&err).contains(&"WEBAUTHN_ALLOWED_AAGUIDS"));
+}

@@ -15,9 +15,10 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Webauthn,
-    WebauthnBuilder,
+    AttestationCaList, AttestationCaListBuilder, AttestationMetadata, AttestedPasskey,
+    AttestedPasskeyRegistration, CreationChallengeResponse, DiscoverableAuthentication, Passkey,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url, Webauthn, WebauthnBuilder,
 };
 use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
 
@@ -88,6 +89,9 @@ pub struct Binding<'a> {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     webauthn: Arc<Webauthn>,
+    /// The allowed authenticator models and their vendors' roots, when
+    /// the organisation restricts them (`WEBAUTHN_ALLOWED_AAGUIDS`).
+    models: Option<Arc<AttestationCaList>>,
     repo: Arc<dyn PasskeyRepo>,
     kernel: Kernel,
 }
@@ -121,6 +125,7 @@ impl Verifier {
         }
         Ok(Self {
             webauthn: Arc::new(builder.build().map_err(|e| bad(&e))?),
+            models: allowed_models(config)?.map(Arc::new),
             repo,
             kernel,
         })
@@ -237,10 +242,31 @@ impl Verifier {
             .iter()
             .filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok())
             .collect();
-        let (mut options, state) = self
-            .webauthn
-            .start_passkey_registration(user_id, name, display_name, Some(exclude))
-            .map_err(CoreError::internal)?;
+        let (mut options, state) = match &self.models {
+            None => {
+                let (options, state) = self
+                    .webauthn
+                    .start_passkey_registration(user_id, name, display_name, Some(exclude))
+                    .map_err(CoreError::internal)?;
+                (options, RegistrationState::Any(state))
+            }
+            // Direct attestation, verified against the vendors' roots at
+            // finish; backup-eligible (synced) credentials are refused.
+            Some(models) => {
+                let (options, state) = self
+                    .webauthn
+                    .start_attested_passkey_registration(
+                        user_id,
+                        name,
+                        display_name,
+                        Some(exclude),
+                        AttestationCaList::clone(models),
+                        None,
+                    )
+                    .map_err(CoreError::internal)?;
+                (options, RegistrationState::Attested(state))
+            }
+        };
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.resident_key = Some(ResidentKeyRequirement::Required);
             selection.require_resident_key = true;
@@ -264,11 +290,53 @@ impl Verifier {
         binding: Binding<'_>,
         credential: &RegisterPublicKeyCredential,
     ) -> Result<Passkey, Refusal> {
-        let (_, state): (_, PasskeyRegistration) =
+        let (_, state): (_, RegistrationState) =
             self.claim(handle, Purpose::Register, binding).await?;
-        self.webauthn
-            .finish_passkey_registration(credential, &state)
-            .map_err(|e| Refusal::Verification(e.to_string()))
+        let verified = match (&state, &self.models) {
+            (RegistrationState::Any(state), None) => {
+                self.webauthn.finish_passkey_registration(credential, state)
+            }
+            (RegistrationState::Attested(state), Some(_)) => self
+                .webauthn
+                .finish_attested_passkey_registration(credential, state)
+                .map(Passkey::from),
+            // Begun under another policy (the settings changed meanwhile).
+            _ => return Err(Refusal::Ceremony),
+        };
+        verified.map_err(|e| Refusal::Verification(e.to_string()))
+    }
+
+    /// Whether `record` (already opened) may still be used: with an
+    /// allow-list, its attestation must verify against the vendors' roots
+    /// and name an allowed model — so passkeys registered before the list
+    /// was set, or of a model taken off it since, stop working (they can
+    /// still be listed and removed).
+    fn admitted(&self, record: &PasskeyRecord) -> bool {
+        let Some(models) = &self.models else {
+            return true;
+        };
+        // The stored form of a passkey and of an attested one are the same
+        // credential; this view exposes its attestation.
+        let Ok(attested) = serde_json::from_str::<AttestedPasskey>(&record.credential) else {
+            return false;
+        };
+        let admitted = attested.verify_attestation(models).is_ok_and(|ca| {
+            ca.blanket_allow()
+                || match &attested.attestation().metadata {
+                    AttestationMetadata::Packed { aaguid }
+                    | AttestationMetadata::Tpm { aaguid, .. } => ca.aaguids().contains_key(aaguid),
+                    _ => false,
+                }
+        });
+        if !admitted {
+            tracing::warn!(
+                target: "gatehouse::security",
+                passkey_id = %record.id,
+                user_id = %record.user_id,
+                "passkey of a model outside WEBAUTHN_ALLOWED_AAGUIDS (or unattested): refused"
+            );
+        }
+        admitted
     }
 
     /// Begins an assertion by one of `allowed` (by any discoverable
@@ -341,6 +409,9 @@ impl Verifier {
         // A row that fails its seal was not written by this service: refused
         // like an unknown credential (and logged as an error by `open`).
         let mut passkey = self.open(&record).map_err(|_| Refusal::Credential)?;
+        if !self.admitted(&record) {
+            return Err(Refusal::Credential);
+        }
         let result = self
             .webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
@@ -384,6 +455,60 @@ impl Verifier {
         let mac = self.kernel.blind.of("passkey_decoy", address);
         vec![hex::decode(&mac).unwrap_or_default()]
     }
+}
+
+/// A registration's state: any authenticator, or (with an allow-list) an
+/// attested one of the allowed models.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum RegistrationState {
+    Any(PasskeyRegistration),
+    Attested(AttestedPasskeyRegistration),
+}
+
+/// The allow-list of `config`, when set: each allowed AAGUID under each
+/// root of the PEM file (a model is admitted only through its vendor's
+/// certificate).
+fn allowed_models(config: &WebauthnConfig) -> Result<Option<AttestationCaList>, CoreError> {
+    let Some(path) = &config.attestation_ca_file else {
+        return Ok(None);
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        CoreError::internal(format!(
+            "WEBAUTHN_ATTESTATION_CA_FILE `{}`: {e}",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let roots = pem_certificates(&pem);
+    if roots.is_empty() {
+        return Err(bad(&"no PEM certificate in it"));
+    }
+    let mut builder = AttestationCaListBuilder::new();
+    for root in &roots {
+        for aaguid in &config.allowed_aaguids {
+            builder
+                .insert_device_pem(
+                    root.as_bytes(),
+                    *aaguid,
+                    aaguid.to_string(),
+                    Default::default(),
+                )
+                .map_err(|e| bad(&format!("{e:?}")))?;
+        }
+    }
+    Ok(Some(builder.build()))
+}
+
+/// Each `CERTIFICATE` block of a PEM bundle, as its own PEM text.
+fn pem_certificates(bundle: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split(BEGIN)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(END))
+        .map(|(body, _)| format!("{BEGIN}{body}{END}\n"))
+        .collect()
 }
 
 /// Facts of a stored passkey the verifier keeps inside its record:
