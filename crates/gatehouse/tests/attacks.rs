@@ -16,6 +16,7 @@
 //! | 10 | fill the disk with uploads | `attacks_files.rs`, `crates/api/tests/api/files/limits.rs` |
 //! | 11 | lose a password change to a racing re-hash or refresh | `a_rehash_never_restores_a_changed_password`, `a_refresh_racing_a_password_change_never_survives_it` |
 //! | 12 | probe for taken addresses through email change | `an_email_change_does_not_reveal_taken_addresses` |
+//! | 14 | spend one stolen refresh token many times at once, on every instance | `a_hundred_parallel_refreshes_of_one_token_mint_one_pair_and_end_the_login` |
 //! | 13 | `crit` tokens, malformed bodies, typed passwords in logs, weak secrets, open files, cancelled hashes | `a_typed_username_never_reaches_the_log`; `crates/api/tests/api/{tokens,bodies}.rs`; settings tests; `cli.rs` file modes; the hashing pool's unit test |
 #![allow(
     clippy::unwrap_used,
@@ -494,6 +495,50 @@ async fn a_refresh_racing_a_password_change_never_survives_it() {
                 let (status, _) = refresh_status(&d, 0, next).await;
                 assert_eq!(status, 401, "{backend:?}: its refresh token survived");
             }
+        }
+        d.stop().await;
+    }
+}
+
+/// Item 14: the same refresh token sent 100 times at once, alternately to
+/// each instance: exactly one request rotates it, every other is refused
+/// as a reuse, and the reuse ends the whole login — the winner's new pair
+/// included.
+#[tokio::test]
+async fn a_hundred_parallel_refreshes_of_one_token_mint_one_pair_and_end_the_login() {
+    for backend in backends() {
+        let d = Deployment::start(backend, NO_IP_LIMITS).await;
+        d.register("copied").await;
+        let (_, refresh) = login_pair(&d, 0, "copied", PASSWORD).await;
+        let results = join_all((0..100).map(|n| refresh_status(&d, n, &refresh))).await;
+        let won: Vec<&Value> = results
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .collect();
+        let statuses: Vec<u16> = results.iter().map(|(status, _)| *status).collect();
+        assert_eq!(won.len(), 1, "{backend:?}: {statuses:?}");
+        assert!(
+            results
+                .iter()
+                .all(|(status, body)| *status == 200 || body["code"] == "invalid_refresh_token"),
+            "{backend:?}: {statuses:?}"
+        );
+        let minted = won[0]["access_token"].as_str().unwrap();
+        let next = won[0]["refresh_token"].as_str().unwrap();
+        for n in 0..2 {
+            let (status, _) = d
+                .call(n, Method::GET, "/api/v1/users/me", minted, None)
+                .await;
+            assert_eq!(
+                status, 401,
+                "{backend:?}: the winner's access token lives on"
+            );
+            let (status, _) = refresh_status(&d, n, next).await;
+            assert_eq!(
+                status, 401,
+                "{backend:?}: the winner's refresh token lives on"
+            );
         }
         d.stop().await;
     }
