@@ -1,7 +1,8 @@
 //! `AuditRepo` on both backends. Appends are serialised so the hash chain
 //! stays one line: on PostgreSQL by a transaction-scoped advisory lock (held
-//! across instances until commit), on SQLite by an in-process mutex plus a
-//! `BEGIN IMMEDIATE` transaction (SQLite has one writer at a time). The
+//! across instances until commit), on SQLite by the process's write turn
+//! ([`Database::write_turn`]) plus a `BEGIN IMMEDIATE` transaction (SQLite
+//! has one writer at a time). The
 //! primary key on `seq` refuses any fork that slipped through. Entries are
 //! sealed with the chain key given by the caller; the store never keeps it.
 
@@ -10,14 +11,12 @@ use gatehouse_core::CoreError;
 use gatehouse_core::audit::{
     Anchor, AuditDraft, AuditEntry, AuditQuery, AuditRepo, ChainKey, GENESIS_HASH, HashScheme,
 };
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{Database, map_err};
 
 /// Advisory-lock key of audit appends and pruning ("GHAUDIT" as a number).
 const PG_AUDIT_LOCK: i64 = 0x0047_4841_5544_4954;
-static SQLITE_AUDIT_LOCK: Mutex<()> = Mutex::const_new(());
 const ANCHOR_KEY: &str = "audit_anchor";
 /// Written by the migration that introduced the keyed chain.
 const UNKEYED_UNTIL_KEY: &str = "audit_unkeyed_until";
@@ -78,17 +77,19 @@ fn parse_anchor(value: &str) -> Option<Anchor> {
 
 const LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 const META_VALUE: &str = "SELECT value FROM gatehouse_meta WHERE key = $1";
-const INSERT: &str = "INSERT INTO audit_log (seq, id, at, event, outcome, actor_id, target_id, \
-                      ip, user_agent, request_id, details, prev_hash, hash, hash_scheme) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+const INSERT_INTO: &str = "INSERT INTO audit_log (seq, id, at, event, outcome, actor_id, \
+                           target_id, ip, user_agent, request_id, details, prev_hash, hash, \
+                           hash_scheme) ";
 const SET_ANCHOR: &str = "INSERT INTO gatehouse_meta (key, value) VALUES ($1, $2) \
                           ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/// The append itself, on a connection that already holds the write lock.
+/// The appends themselves, on a connection that already holds the write
+/// lock: the chain's end is read once and the drafts are inserted in one
+/// statement. Returns each entry's `(seq, prev_hash, hash)`.
 macro_rules! append_locked {
-    ($conn:expr, $draft:expr, $key:expr) => {{
+    ($db:ty, $conn:expr, $drafts:expr, $key:expr) => {{
         let last: Option<(i64, String)> = sqlx::query_as(LAST).fetch_optional(&mut *$conn).await?;
-        let (prev_seq, prev_hash) = match last {
+        let (mut seq, mut prev_hash) = match last {
             Some(last) => last,
             None => {
                 let anchor: Option<String> = sqlx::query_scalar(META_VALUE)
@@ -101,26 +102,34 @@ macro_rules! append_locked {
                     .map_or((0, GENESIS_HASH.to_owned()), |a| (a.seq, a.hash))
             }
         };
-        let seq = prev_seq + 1;
-        let hash = $key.seal(&prev_hash, seq, $draft);
-        sqlx::query(INSERT)
-            .bind(seq)
-            .bind($draft.id)
-            .bind($draft.at)
-            .bind(&$draft.event)
-            .bind(&$draft.outcome)
-            .bind($draft.actor_id)
-            .bind($draft.target_id)
-            .bind(&$draft.ip)
-            .bind(&$draft.user_agent)
-            .bind(&$draft.request_id)
-            .bind(&$draft.details)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .bind(HashScheme::HmacSha256.code())
-            .execute(&mut *$conn)
-            .await?;
-        Ok::<_, sqlx::Error>((seq, prev_hash, hash))
+        let mut links = Vec::with_capacity($drafts.len());
+        for draft in $drafts {
+            seq += 1;
+            let hash = $key.seal(&prev_hash, seq, draft);
+            links.push((seq, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+        }
+        let mut insert = sqlx::QueryBuilder::<$db>::new(INSERT_INTO);
+        insert.push_values(
+            $drafts.iter().zip(&links),
+            |mut row, (d, (seq, prev, hash))| {
+                row.push_bind(*seq)
+                    .push_bind(d.id)
+                    .push_bind(d.at)
+                    .push_bind(&d.event)
+                    .push_bind(&d.outcome)
+                    .push_bind(d.actor_id)
+                    .push_bind(d.target_id)
+                    .push_bind(&d.ip)
+                    .push_bind(&d.user_agent)
+                    .push_bind(&d.request_id)
+                    .push_bind(&d.details)
+                    .push_bind(prev)
+                    .push_bind(hash)
+                    .push_bind(HashScheme::HmacSha256.code());
+            },
+        );
+        insert.build().execute(&mut *$conn).await?;
+        Ok::<_, sqlx::Error>(links)
     }};
 }
 
@@ -176,7 +185,7 @@ impl Database {
                 Ok(out)
             }
             Database::Sqlite(pool) => {
-                let _guard = SQLITE_AUDIT_LOCK.lock().await;
+                let _turn = self.write_turn().await;
                 let mut conn = pool.acquire().await?;
                 // IMMEDIATE takes the write lock now, not at the first write,
                 // so the read of the last entry cannot go stale.
@@ -206,42 +215,61 @@ enum Locked<'c> {
 impl AuditRepo for Database {
     #[tracing::instrument(name = "audit.append", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn append(&self, draft: &AuditDraft, key: &ChainKey) -> Result<AuditEntry, CoreError> {
-        let draft_owned = draft.clone();
+        let mut entries = self.append_batch(std::slice::from_ref(draft), key).await?;
+        entries
+            .pop()
+            .ok_or_else(|| CoreError::internal("audit append returned nothing"))
+    }
+
+    #[tracing::instrument(name = "audit.append_batch", skip_all, fields(otel.kind = "client", db.system.name = self.system_name(), entries = drafts.len()))]
+    async fn append_batch(
+        &self,
+        drafts: &[AuditDraft],
+        key: &ChainKey,
+    ) -> Result<Vec<AuditEntry>, CoreError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owned = drafts.to_vec();
         let key = key.clone();
-        let (seq, prev_hash, hash) = self
+        let links = self
             .with_audit_lock(move |locked| {
                 Box::pin(async move {
-                    let d = &draft_owned;
+                    let drafts = &owned;
                     match locked {
                         Locked::Postgres(tx) => {
                             let conn = &mut **tx;
-                            append_locked!(conn, d, key)
+                            append_locked!(sqlx::Postgres, conn, drafts, key)
                         }
                         Locked::Sqlite(c) => {
                             let conn = &mut **c;
-                            append_locked!(conn, d, key)
+                            append_locked!(sqlx::Sqlite, conn, drafts, key)
                         }
                     }
                 })
             })
             .await
             .map_err(map_err)?;
-        Ok(AuditEntry {
-            id: draft.id,
-            seq,
-            at: draft.at,
-            event: draft.event.clone(),
-            outcome: draft.outcome.clone(),
-            actor_id: draft.actor_id,
-            target_id: draft.target_id,
-            ip: draft.ip.clone(),
-            user_agent: draft.user_agent.clone(),
-            request_id: draft.request_id.clone(),
-            details: draft.details.clone(),
-            prev_hash,
-            hash,
-            scheme: HashScheme::HmacSha256.code(),
-        })
+        Ok(drafts
+            .iter()
+            .zip(links)
+            .map(|(d, (seq, prev_hash, hash))| AuditEntry {
+                id: d.id,
+                seq,
+                at: d.at,
+                event: d.event.clone(),
+                outcome: d.outcome.clone(),
+                actor_id: d.actor_id,
+                target_id: d.target_id,
+                ip: d.ip.clone(),
+                user_agent: d.user_agent.clone(),
+                request_id: d.request_id.clone(),
+                details: d.details.clone(),
+                prev_hash,
+                hash,
+                scheme: HashScheme::HmacSha256.code(),
+            })
+            .collect())
     }
 
     #[tracing::instrument(name = "audit.page", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]

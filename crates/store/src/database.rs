@@ -61,7 +61,23 @@ pub enum Database {
     Postgres(PgPool),
 }
 
+/// SQLite lets one writer in at a time; another waits in SQLite's busy
+/// handler, which sleeps and polls (1, 2, 5… ms), so writers that collide
+/// lose milliseconds each. The hot write transactions of this process take
+/// their turn here first and queue in order instead.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Database {
+    /// This process's turn to write, on SQLite (`None` on PostgreSQL, whose
+    /// writers do not exclude each other). Held for one transaction; never
+    /// held while waiting for anything but the database.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+        match self {
+            Database::Sqlite(_) => Some(SQLITE_WRITER.lock().await),
+            Database::Postgres(_) => None,
+        }
+    }
+
     /// Opens a pool. A SQLite file (and its directory) is created on first
     /// use, readable by the owner alone; connecting is lazy for PostgreSQL so
     /// a server that starts later is picked up without a restart.

@@ -39,6 +39,7 @@ impl SessionRepo for Database {
         let session_sql = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
                            expires_at, ip, user_agent, auth_time) \
                            VALUES ($1, $2, $3, $3, $4, $5, $6, $7)";
+        let _turn = self.write_turn().await;
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             sqlx::query(session_sql)
@@ -112,6 +113,7 @@ impl SessionRepo for Database {
                     AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL)";
         let used = "SELECT used_at FROM refresh_tokens WHERE id = $1";
         let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2";
+        let _turn = self.write_turn().await;
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let marked = sqlx::query(mark).bind(now).bind(old).execute(&mut *tx).await?;
@@ -156,6 +158,7 @@ impl SessionRepo for Database {
     #[tracing::instrument(name = "sessions.revoke", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        let _turn = self.write_turn().await;
         on_pool!(self, pool => sqlx::query(sql).bind(now).bind(session_id).execute(pool).await.map(|r| r.rows_affected()))
             .map(|n| n == 1)
             .map_err(map_err)

@@ -136,9 +136,9 @@ fn draft(n: i64) -> AuditDraft {
 }
 
 /// A trail over a fresh store, with `n` entries appended through it.
-async fn trail_with(n: i64) -> (Arc<MemoryRepo>, AuditTrail) {
+async fn trail_with(n: i64) -> (Arc<MemoryRepo>, Arc<AuditTrail>) {
     let repo = Arc::new(MemoryRepo::default());
-    let trail = AuditTrail::new(repo.clone(), key(1));
+    let trail = Arc::new(AuditTrail::new(repo.clone(), key(1)));
     for i in 1..=n {
         trail.append(&draft(i)).await.unwrap();
     }
@@ -223,7 +223,7 @@ async fn entries_from_before_the_key_still_verify() {
         }
         rows.unkeyed_until = 3;
     }
-    let trail = AuditTrail::new(repo.clone(), key(1));
+    let trail = Arc::new(AuditTrail::new(repo.clone(), key(1)));
     trail.append(&draft(4)).await.unwrap();
     trail.append(&draft(5)).await.unwrap();
     let v = trail.verify(None).await.unwrap();
@@ -313,4 +313,30 @@ async fn a_checkpoint_reports_the_stored_head_as_seen() {
     assert!(!reader.verify(None).await.unwrap().valid);
     // The checkpoint keeps the higher head it knew.
     assert_eq!(writer.checkpoint("shutdown").await.unwrap().unwrap().seq, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_commits_and_keep_one_chain() {
+    let repo = Arc::new(MemoryRepo::default());
+    let trail = Arc::new(AuditTrail::new(repo.clone(), key(1)));
+    let tasks: Vec<_> = (1..=200)
+        .map(|i| {
+            let trail = Arc::clone(&trail);
+            tokio::spawn(async move {
+                let d = draft(i);
+                let entry = trail.append(&d).await.unwrap();
+                // Each caller gets its own entry back.
+                assert_eq!(entry.id, d.id);
+                entry.seq
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=200).collect::<Vec<i64>>());
+    assert_eq!(trail.known_head().unwrap().seq, 200);
+    assert!(trail.verify(None).await.unwrap().valid);
 }

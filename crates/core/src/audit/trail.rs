@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::chain::{
@@ -35,7 +36,29 @@ pub struct AuditTrail {
     repo: Arc<dyn AuditRepo>,
     key: ChainKey,
     known: Mutex<Known>,
+    /// Appends waiting for the writer (group commit).
+    queue: Queue,
 }
+
+/// Entries waiting to be appended, each with who waits for it, and whether
+/// a writer is running. One writer per instance takes everything queued,
+/// appends it in one transaction, answers each waiter, and goes again
+/// until the queue is empty: concurrent events share a lock and a commit
+/// instead of queueing for one each, and every caller still returns only
+/// once its own entry is committed.
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    waiting: Vec<(AuditDraft, oneshot::Sender<Result<AuditEntry, String>>)>,
+    writing: bool,
+}
+
+/// Most entries one transaction takes; the rest wait for the next.
+const MAX_BATCH: usize = 256;
 
 /// Writes the head to the log (target `gatehouse::security`).
 fn log_checkpoint(head: &ChainPoint, reason: &'static str) {
@@ -49,12 +72,21 @@ fn log_checkpoint(head: &ChainPoint, reason: &'static str) {
     );
 }
 
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // Pushes and drains only: a panic elsewhere cannot leave it
+        // half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl AuditTrail {
     pub fn new(repo: Arc<dyn AuditRepo>, key: ChainKey) -> Self {
         Self {
             repo,
             key,
             known: Mutex::new(Known::default()),
+            queue: Queue::default(),
         }
     }
 
@@ -82,20 +114,69 @@ impl AuditTrail {
     }
 
     /// Appends an entry sealed with the chain key, and logs a checkpoint
-    /// every [`CHECKPOINT_EVERY`] entries.
-    pub async fn append(&self, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
+    /// every [`CHECKPOINT_EVERY`] entries. Returns once the entry is
+    /// committed, in a transaction it may share with concurrent appends.
+    pub async fn append(self: &Arc<Self>, draft: &AuditDraft) -> Result<AuditEntry, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        let start_writer = {
+            let mut state = self.queue.lock();
+            state.waiting.push((draft.clone(), tx));
+            !std::mem::replace(&mut state.writing, true)
+        };
+        if start_writer {
+            // Its own task: a caller that goes away (a client hanging up)
+            // cannot stop the writer with other callers' entries in hand.
+            tokio::spawn(Arc::clone(self).write_queued());
+        }
+        rx.await
+            .map_err(|_| CoreError::internal("audit writer stopped"))?
+            .map_err(CoreError::internal)
+    }
+
+    /// The writer: appends what is queued, batch after batch, until nothing
+    /// is left.
+    async fn write_queued(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut state = self.queue.lock();
+                if state.waiting.is_empty() {
+                    state.writing = false;
+                    return;
+                }
+                let take = state.waiting.len().min(MAX_BATCH);
+                state.waiting.drain(..take).collect::<Vec<_>>()
+            };
+            let (drafts, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match self.append_now(&drafts).await {
+                Ok(entries) => {
+                    for (entry, waiter) in entries.into_iter().zip(waiters) {
+                        let _ = waiter.send(Ok(entry));
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(why.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends `drafts` as one transaction and checks the chain did not go
+    /// backwards underneath this instance.
+    async fn append_now(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>, CoreError> {
         let before = self.known_head();
-        let entry = self.repo.append(draft, &self.key).await?;
+        let entries = self.repo.append_batch(drafts, &self.key).await?;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(entries);
+        };
         // An append takes the next sequence after everything that existed
         // when it started: a lower one, or a different link to the entry we
         // knew, means entries were removed or rewritten underneath us.
         let rolled_back = before.as_ref().is_some_and(|b| {
-            entry.seq <= b.seq || (entry.seq == b.seq + 1 && !same_hash(&entry.prev_hash, &b.hash))
+            first.seq <= b.seq || (first.seq == b.seq + 1 && !same_hash(&first.prev_hash, &b.hash))
         });
-        let point = ChainPoint {
-            seq: entry.seq,
-            hash: entry.hash.clone(),
-        };
         if rolled_back {
             let mut known = self.known();
             if !known.is_frozen {
@@ -103,17 +184,26 @@ impl AuditTrail {
                 tracing::error!(
                     target: "gatehouse::security",
                     known_seq = before.as_ref().map(|b| b.seq),
-                    appended_seq = entry.seq,
+                    appended_seq = first.seq,
                     "audit chain went backwards: entries were removed or rewritten"
                 );
             }
         } else {
-            self.observe(point.clone());
+            self.observe(ChainPoint {
+                seq: last.seq,
+                hash: last.hash.clone(),
+            });
         }
-        if entry.seq % CHECKPOINT_EVERY == 0 {
-            log_checkpoint(&point, "interval");
+        for entry in entries.iter().filter(|e| e.seq % CHECKPOINT_EVERY == 0) {
+            log_checkpoint(
+                &ChainPoint {
+                    seq: entry.seq,
+                    hash: entry.hash.clone(),
+                },
+                "interval",
+            );
         }
-        Ok(entry)
+        Ok(entries)
     }
 
     /// Verifies the chain against its links, the known head and, when

@@ -1,0 +1,51 @@
+-- POST /api/v1/auth/refresh, each request spending a live refresh token:
+-- every connection keeps its own chain (the token each answer returns is
+-- the one its next request spends). The starting tokens, one per
+-- connection, are read from the file BENCH_TOKENS (one per line; bench/run.sh
+-- makes them fresh for every run). A refused refresh breaks its chain: the
+-- next request on that connection sends a spent token and counts as an
+-- error, so a run with errors is visible, never silently easier.
+local path = "/api/v1/auth/refresh"
+local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+local tokens = {}
+local spent = "spent-token"
+
+function init(args)
+  -- This thread's share of the file: lines id+1, id+1+n, ... (n threads).
+  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
+  local i = 0
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do
+    if i % n == id and #line > 0 then
+      table.insert(tokens, line)
+    end
+    i = i + 1
+  end
+end
+
+-- A connection has one request in flight at a time: the pool holds a token
+-- for each connection that is waiting to send.
+function request()
+  local token = table.remove(tokens) or spent
+  return wrk.format("POST", path, headers, '{"refresh_token":"' .. token .. '"}')
+end
+
+function response(status, headers, body)
+  if status == 200 then
+    local next = body:match('"refresh_token"%s*:%s*"([^"]+)"')
+    if next then
+      table.insert(tokens, next)
+    end
+  end
+end
+
+dofile((os.getenv("BENCH_LUA_DIR") or "bench") .. "/report.lua")
