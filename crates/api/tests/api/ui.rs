@@ -11,6 +11,9 @@ use serde_json::json;
 use crate::harness::{Backend, PASSWORD, TestApp, TestResponse, backends};
 use crate::mfa;
 
+mod mail_links;
+mod passkeys;
+
 /// A browser: its cookies, kept as the server sets and clears them.
 struct Browser<'a> {
     app: &'a TestApp,
@@ -64,6 +67,23 @@ impl<'a> Browser<'a> {
             .header("origin", "http://localhost")
             .header("sec-fetch-site", "same-origin")
             .body(Body::from(body))
+            .unwrap();
+        let res = self.app.send(req).await;
+        self.keep(&res);
+        res
+    }
+
+    /// What the pages' script sends: JSON, asking for JSON, with the page's
+    /// form token in `X-CSRF-Token`.
+    async fn script(&mut self, path: &str, csrf: &str, body: serde_json::Value) -> TestResponse {
+        let req = Request::post(path)
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .header("x-csrf-token", csrf)
+            .header("origin", "http://localhost")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(body.to_string()))
             .unwrap();
         let res = self.app.send(req).await;
         self.keep(&res);
