@@ -92,11 +92,13 @@
     return "Your browser could not use a passkey here.";
   };
 
-  const say = (el, text) => {
+  /** Shows `text` in `el` (hides it when empty); moves focus to it only
+      when the person acted, never under their typing. */
+  const say = (el, text, focus = true) => {
     if (!el) return;
     el.textContent = text || "";
     el.hidden = !text;
-    if (text) el.focus();
+    if (text && focus) el.focus();
   };
 
   class Refused extends Error {}
@@ -120,9 +122,9 @@
     return done;
   };
 
-  const report = (el) => (e) => {
+  const report = (el, focus = true) => (e) => {
     const text = e instanceof Refused ? e.message : browserError(e);
-    if (text) say(el, text);
+    if (text) say(el, text, focus);
   };
 
   // Sign-in page and the second step: a button, and on the sign-in page
@@ -157,9 +159,12 @@
       PKC.isConditionalMediationAvailable().then((available) => {
         if (!available || button.disabled) return;
         autofill = new AbortController();
+        // Autofill speaks only when a chosen passkey was refused: the
+        // browser's own errors here (no passkey, cancelled) are not news.
         autofillSettled = useAssertion(signIn, begin, finish, extra, "conditional", autofill.signal)
-          .then(go, report(error))
-          .catch(() => {});
+          .then(go, (e) => {
+            if (e instanceof Refused) report(error, false)(e);
+          });
       }, () => {});
     }
   }
