@@ -4,7 +4,8 @@
 //! sign out → sign in again, that time with the keyboard alone; a
 //! forgotten password reset from the mail the real SMTP sink received; a
 //! passkey added on the account page with Chromium's virtual authenticator
-//! (the W3C WebAuthn WebDriver extension), then used alone to sign in.
+//! (the W3C WebAuthn WebDriver extension), then used alone to sign in,
+//! through the browser's autofill and through the button.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed (CI installs them).
 #![allow(
@@ -432,6 +433,28 @@ impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
     }
 }
 
+/// A Chrome DevTools Protocol command through chromedriver.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({"cmd": self.0, "params": self.1});
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
 #[tokio::test]
 async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
     let Some((chromium, chromedriver)) = browser() else {
@@ -471,16 +494,36 @@ async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
         "{visible}"
     );
 
-    // Signed out, the passkey alone signs in.
+    // Signed out, the passkey alone signs in: offered by the browser's
+    // autofill (conditional mediation), which Chromium's virtual
+    // authenticator answers by itself…
+    submit(&c, "/ui/sign-out").await;
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let current = find(&c, ".sessions li.current").await.text().await.unwrap();
+    assert!(current.contains("this device"), "{current}");
+
+    // …and, in a browser without that autofill, with the button.
+    let hide_autofill = "PublicKeyCredential.isConditionalMediationAvailable = \
+                         () => Promise.resolve(false);";
+    c.issue_cmd(Cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": hide_autofill}),
+    ))
+    .await
+    .unwrap();
     submit(&c, "/ui/sign-out").await;
     arrive(&c, "/ui/sign-in?notice=signed_out").await;
-    let button = find(&c, "#passkey-sign-in button").await;
     let error = find(&c, "#passkey-sign-in .passkey-error").await;
     assert!(
         !error.is_displayed().await.unwrap(),
         "no error before asking"
     );
-    button.click().await.unwrap();
+    find(&c, "#passkey-sign-in button")
+        .await
+        .click()
+        .await
+        .unwrap();
     arrive(&c, "/ui/account").await;
     see(&c, "Your account").await;
     let current = find(&c, ".sessions li.current").await.text().await.unwrap();

@@ -37,6 +37,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "passkey_renamed" => Some("The passkey was renamed."),
         "passkey_removed" => Some("The passkey was removed."),
         "reauthenticated" => Some("Thank you: you can make the change now."),
+        "verification_sent" => {
+            Some("A message with a link and a code to confirm your address is on its way.")
+        }
         _ => None,
     }
 }
@@ -229,6 +232,21 @@ pub async fn show(
     };
     let html = render(&state, &signed, &key, &shows).await?;
     Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
+}
+
+/// `POST /ui/account/verify-email`: a new verification mail to the
+/// account's own address (`EmailVerification::request_mine`, limited per
+/// address as in the API).
+pub async fn send_verification(
+    State(state): State<AppState>,
+    Extension(signed): Extension<SignedIn>,
+    headers: HeaderMap,
+    Form(form): Form<PlainForm>,
+) -> Result<Response, ApiError> {
+    let p = &signed.principal;
+    csrf::verify(&headers, Binding::login(p.session_id), &form.csrf)?;
+    state.email_verification().request_mine(p).await?;
+    Ok(page::see_other("/ui/account?notice=verification_sent").into_response())
 }
 
 /// `POST /ui/account/sessions/{id}/revoke`: one login ends; this device's

@@ -40,6 +40,10 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/ui/account/sessions/revoke-others",
             post(account::revoke_others),
         )
+        .route(
+            "/ui/account/verify-email",
+            post(account::send_verification).layer(rate_limit::VERIFY_EMAIL),
+        )
         .route("/ui/account/passkeys/begin", post(passkeys::add_begin))
         .route("/ui/account/passkeys/finish", post(passkeys::add_finish))
         .route("/ui/account/passkeys/{id}/rename", post(passkeys::rename))

@@ -69,6 +69,11 @@
       },
       body: JSON.stringify(body || {}),
     });
+    // Sent to sign in: the session has ended meanwhile.
+    if (res.redirected) {
+      window.location.assign(res.url);
+      return new Promise(() => {});
+    }
     let data = null;
     try {
       data = await res.json();
@@ -204,6 +209,10 @@
         body,
       })
         .then(async (res) => {
+          if (res.redirected) {
+            window.location.assign(res.url);
+            return;
+          }
           if (res.status === 204) {
             reauthForm.reset();
             reauthenticated();

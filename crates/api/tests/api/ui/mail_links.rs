@@ -285,3 +285,37 @@ async fn the_verification_link_opens_a_page_that_confirms_the_address() {
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_account_page_sends_the_verification_link_again() {
+    let app = TestApp::new(&Backend::Sqlite).await;
+    app.register("resender").await;
+    // The first mail is lost.
+    app.outbox.take_for("resender@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(location(&b.sign_in("resender", "").await), "/ui/account");
+    let page = b.get("/ui/account").await;
+    assert!(html(&page).contains("Send the confirmation link again"));
+    let res = b.post("/ui/account/verify-email", &[]).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FORBIDDEN,
+        "the form's token is needed"
+    );
+    let csrf = csrf_of(&page);
+    let res = b.post("/ui/account/verify-email", &[("csrf", &csrf)]).await;
+    assert_eq!(location(&res), "/ui/account?notice=verification_sent");
+    let secret = app.outbox.secret_for("resender@example.com").await;
+    let token = token_of(&secret);
+    let csrf = csrf_of(&b.get(&format!("/ui/verify-email?token={token}")).await);
+    let res = b
+        .post("/ui/verify-email", &[("csrf", &csrf), ("token", &token)])
+        .await;
+    assert!(html(&res).contains("Email address verified"));
+    let page = html(&b.get("/ui/account").await);
+    assert!(
+        page.contains(r#"<span class="tag ok">verified</span>"#),
+        "{page}"
+    );
+    assert!(!page.contains("Send the confirmation link again"));
+}
