@@ -4,7 +4,8 @@
 //! sign out → sign in again, that time with the keyboard alone; a
 //! forgotten password reset from the mail the real SMTP sink received; a
 //! passkey added on the account page with Chromium's virtual authenticator
-//! (the W3C WebAuthn WebDriver extension), then used alone to sign in,
+//! (the W3C WebAuthn WebDriver extension), the step-up asked for and given
+//! on the way, then used alone to sign in,
 //! through the browser's autofill and through the button.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed (CI installs them).
@@ -481,8 +482,43 @@ async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
     submit(&c, "/ui/sign-in").await;
     arrive(&c, "/ui/account").await;
     see(&c, "Your account").await;
+    // The password was proved an hour ago: the login's `auth_time` moved
+    // back, and the access cookie dropped so the page renews it from the
+    // refresh token, carrying that time.
+    server
+        .sql("UPDATE {schema}.sessions SET auth_time = auth_time - 3600000")
+        .await;
+    c.delete_cookie("ui_session").await.unwrap();
+    c.refresh().await.unwrap();
+    see(&c, "Your account").await;
+    let reauth = find(&c, "#reauth").await;
+    assert!(!reauth.is_displayed().await.unwrap(), "not asked yet");
+
+    // Adding asks to confirm first, then goes on by itself.
     fill(&c, "passkey-name", "Virtual key").await;
     find(&c, "#passkey-add button").await.click().await.unwrap();
+    shows(
+        &c,
+        "#passkey-add .passkey-error",
+        "Adding a passkey needs a recent sign-in",
+    )
+    .await;
+    assert!(reauth.is_displayed().await.unwrap(), "the form is shown");
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("reauth-password")
+    );
+    fill(&c, "reauth-password", "Wrong-Passw0rd!").await;
+    submit(&c, "/ui/account/reauth").await;
+    shows(
+        &c,
+        "#reauth .passkey-error",
+        "That password or code is not correct",
+    )
+    .await;
+    fill(&c, "reauth-password", PASSWORD).await;
+    submit(&c, "/ui/account/reauth").await;
     arrive(&c, "/ui/account?notice=passkey_added").await;
     let listed = shows(&c, ".passkeys", "Virtual key").await;
     assert!(listed.contains("never used"), "{listed}");
