@@ -434,6 +434,27 @@ async fn pages_run_only_their_own_code() {
         app.get("/ui/assets/ui.0000000000000000.css").await.status,
         StatusCode::NOT_FOUND
     );
+    // The one script, ours, loaded from a file by its hash: no inline code.
+    let start = body.find(r#"<script src=""#).unwrap() + r#"<script src=""#.len();
+    let end = start + body[start..].find('"').unwrap();
+    let src = &body[start..end];
+    assert!(
+        src.starts_with("/ui/assets/ui.") && src.ends_with(".js"),
+        "{src}"
+    );
+    assert_eq!(body.matches("<script").count(), 1);
+    assert!(!body.contains(" onclick=") && !body.contains(" onsubmit="));
+    let js = app.get(src).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        js.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
     // A refusal under /ui is a page too, in words.
     let missing = app.get("/ui/assets/nothing").await;
     assert_eq!(
