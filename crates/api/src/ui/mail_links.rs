@@ -25,8 +25,7 @@ use crate::extract::Meta;
 use crate::handlers::auth::LOGIN_MAX;
 use crate::state::AppState;
 
-/// The one answer to a reset asked for, whether or not an account has the
-/// address (OWASP Forgot Password Cheat Sheet), as the API gives it.
+/// The answer to a reset asked for.
 const MAYBE_SENT: &str = "If an account has this address, we have sent it a message with a link \
      and a code to set a new password. They expire in 30 minutes.";
 
@@ -80,47 +79,75 @@ fn proof(token: &str, email: &str, code: &SecretString) -> Result<Proof, Box<Ref
     })
 }
 
-// ---- Forgotten password ----
+// ---- A mail asked for ----
 
-fn render_forgot(
+/// A mail asked for by address, before signing in: a reset, or the
+/// verification sent again.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    Reset,
+    Verification,
+}
+
+impl Asked {
+    fn template(self) -> &'static str {
+        match self {
+            Asked::Reset => "forgot_password.html",
+            Asked::Verification => "send_verification.html",
+        }
+    }
+
+    /// The one answer, whether or not an account receives the mail (OWASP
+    /// Forgot Password Cheat Sheet), as the API gives it.
+    fn answer(self) -> &'static str {
+        match self {
+            Asked::Reset => MAYBE_SENT,
+            Asked::Verification => {
+                "If an account with this address is waiting for it to be confirmed, we have sent \
+                 it a message with a link and a code. The code expires in 30 minutes, the link \
+                 in 24 hours."
+            }
+        }
+    }
+}
+
+fn render_ask(
     state: &AppState,
     key: &FormKey,
+    asked: Asked,
     email: &str,
     error: Option<&Shown>,
 ) -> Result<String, ApiError> {
     templates::render(
         page::product(state),
-        "forgot_password.html",
+        asked.template(),
         context! { csrf => key.token(Binding::SignedOut), email => email, error => error },
     )
 }
 
-/// `GET /ui/forgot-password`.
-pub async fn forgot_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Page, ApiError> {
-    let key = FormKey::of(&headers, state.http().secure_cookies)?;
-    let html = render_forgot(&state, &key, "", None)?;
+fn ask_form(state: &AppState, headers: &HeaderMap, asked: Asked) -> Result<Page, ApiError> {
+    let key = FormKey::of(headers, state.http().secure_cookies)?;
+    let html = render_ask(state, &key, asked, "", None)?;
     Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ForgotForm {
+pub struct AskForm {
     csrf: String,
     email: String,
 }
 
-/// `POST /ui/forgot-password`: the same page after the same work whether
-/// or not an account has the address; only a malformed address is refused.
-pub async fn forgot_submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<ForgotForm>,
+/// The same page after the same work whether or not an account has the
+/// address; only a malformed address is refused.
+async fn ask_submit(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: AskForm,
+    asked: Asked,
 ) -> Result<Response, ApiError> {
-    csrf::verify(&headers, Binding::SignedOut, &form.csrf)?;
-    let key = FormKey::of(&headers, state.http().secure_cookies)?;
+    csrf::verify(headers, Binding::SignedOut, &form.csrf)?;
+    let key = FormKey::of(headers, state.http().secure_cookies)?;
     let email = form.email.trim();
     let refused = if email.is_empty() {
         Some(Refusal::status(
@@ -128,32 +155,66 @@ pub async fn forgot_submit(
             "Enter the email address of your account.",
         ))
     } else {
-        state
-            .password_reset()
-            .request(email)
-            .await
-            .err()
-            .map(|e| match e {
-                gatehouse_core::CoreError::Validation(_) => Refusal::status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "That is not an email address. Check it and try again.",
-                ),
-                e => Refusal::new(e, state.http().expose_validation_details),
-            })
+        let sent = match asked {
+            Asked::Reset => state.password_reset().request(email).await,
+            Asked::Verification => state.email_verification().request_by_address(email).await,
+        };
+        sent.err().map(|e| match e {
+            gatehouse_core::CoreError::Validation(_) => Refusal::status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "That is not an email address. Check it and try again.",
+            ),
+            e => Refusal::new(e, state.http().expose_validation_details),
+        })
     };
     match refused {
         None => message(
-            &state,
+            state,
             StatusCode::OK,
             "Check your mail",
-            MAYBE_SENT,
+            asked.answer(),
             ("/ui/sign-in", "Back to sign in"),
         ),
         Some(refusal) => {
-            let html = render_forgot(&state, &key, email, Some(&refusal.shown))?;
+            let html = render_ask(state, &key, asked, email, Some(&refusal.shown))?;
             Ok(refusal.page(html))
         }
     }
+}
+
+/// `GET /ui/forgot-password`.
+pub async fn forgot_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Page, ApiError> {
+    ask_form(&state, &headers, Asked::Reset)
+}
+
+/// `POST /ui/forgot-password`: `PasswordReset::request`.
+pub async fn forgot_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AskForm>,
+) -> Result<Response, ApiError> {
+    ask_submit(&state, &headers, form, Asked::Reset).await
+}
+
+/// `GET /ui/verify-email/send`: the verification mail again, for an
+/// address not yet confirmed (signing in may need it confirmed first).
+pub async fn resend_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Page, ApiError> {
+    ask_form(&state, &headers, Asked::Verification)
+}
+
+/// `POST /ui/verify-email/send`: `EmailVerification::request_by_address`.
+pub async fn resend_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AskForm>,
+) -> Result<Response, ApiError> {
+    ask_submit(&state, &headers, form, Asked::Verification).await
 }
 
 // ---- A new password ----

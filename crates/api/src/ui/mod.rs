@@ -107,6 +107,11 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
                 .merge(post(mail_links::reset_submit).layer(rate_limit::LOGIN)),
         )
         .route(
+            "/ui/verify-email/send",
+            get(mail_links::resend_form)
+                .merge(post(mail_links::resend_submit).layer(rate_limit::VERIFY_EMAIL)),
+        )
+        .route(
             "/ui/verify-email",
             get(mail_links::verify_form)
                 .merge(post(mail_links::verify_submit).layer(rate_limit::LOGIN)),

@@ -10,7 +10,7 @@ use minijinja::{Environment, Value, context};
 use super::assets;
 use crate::error::ApiError;
 
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -34,6 +34,10 @@ const TEMPLATES: [(&str, &str); 13] = [
     (
         "verify_email.html",
         include_str!("templates/verify_email.html"),
+    ),
+    (
+        "send_verification.html",
+        include_str!("templates/send_verification.html"),
     ),
     ("fallback.html", FALLBACK),
 ];
@@ -145,6 +149,10 @@ mod tests {
             (
                 "reset_password.html",
                 context! { csrf => "t", token => "tok", email => "", error => None::<()> },
+            ),
+            (
+                "send_verification.html",
+                context! { csrf => "t", email => "<x>", error => error.clone() },
             ),
             (
                 "verify_email.html",

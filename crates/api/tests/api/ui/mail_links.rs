@@ -319,3 +319,45 @@ async fn the_account_page_sends_the_verification_link_again() {
     );
     assert!(!page.contains("Send the confirmation link again"));
 }
+
+#[tokio::test]
+async fn the_verification_mail_is_sent_again_by_address_with_one_answer() {
+    let app = TestApp::new(&Backend::Sqlite).await;
+    app.register("lost_mail").await;
+    app.outbox.take_for("lost_mail@example.com").await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/ui/verify-email/send").await;
+    assert!(html(&page).contains(r#"<label for="email">"#));
+    let csrf = csrf_of(&page);
+    let res = b
+        .post(
+            "/ui/verify-email/send",
+            &[("email", "lost_mail@example.com")],
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::FORBIDDEN,
+        "the form's token is needed"
+    );
+    let mut answers = Vec::new();
+    for email in ["lost_mail@example.com", "nobody@example.com"] {
+        let res = b
+            .post(
+                "/ui/verify-email/send",
+                &[("csrf", &csrf), ("email", email)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+        answers.push(html(&res));
+    }
+    assert!(answers[0].contains("Check your mail"), "{}", answers[0]);
+    assert_eq!(answers[0], answers[1], "one answer for any address");
+    let secret = app.outbox.secret_for("lost_mail@example.com").await;
+    let token = token_of(&secret);
+    let csrf = csrf_of(&b.get(&format!("/ui/verify-email?token={token}")).await);
+    let res = b
+        .post("/ui/verify-email", &[("csrf", &csrf), ("token", &token)])
+        .await;
+    assert!(html(&res).contains("Email address verified"));
+}
