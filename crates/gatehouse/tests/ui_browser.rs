@@ -5,8 +5,8 @@
 //! forgotten password reset from the mail the real SMTP sink received; a
 //! passkey added on the account page with Chromium's virtual authenticator
 //! (the W3C WebAuthn WebDriver extension), the step-up asked for and given
-//! on the way, then used alone to sign in,
-//! through the browser's autofill and through the button.
+//! on the way, then used alone to sign in, through the browser's autofill
+//! and through the button, and in place of the code after the password.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed (CI installs them).
 #![allow(
@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
 use serde_json::json;
 use support::deployment::{Backend, Deployment, PASSWORD};
 use support::smtp::{self, Sink, free_port};
@@ -567,6 +568,55 @@ async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
     let listed = shows(&c, ".passkeys", "last used").await;
     assert!(listed.contains("Virtual key"), "{listed}");
 
+    // With 2FA on (through the API), the passkey stands in for the code
+    // after the password.
+    let token = server.token("passkey_person").await;
+    enable_2fa(&server, &token).await;
+    c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    see(&c, "Sign in").await;
+    fill(&c, "login", "passkey_person").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    see(&c, "Two-factor code").await;
+    fits(&c).await;
+    find(&c, "#passkey-sign-in button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let profile = find(&c, "dl").await.text().await.unwrap();
+    assert!(
+        profile.contains("Two-factor authentication\non"),
+        "{profile}"
+    );
+
     c.close().await.unwrap();
     server.stop().await;
+}
+
+/// Turns 2FA on for the login `token` through the API.
+async fn enable_2fa(d: &Deployment, token: &str) {
+    let (status, setup) = d
+        .call(0, Method::POST, "/api/v1/auth/2fa/setup", token, None)
+        .await;
+    assert_eq!(status, 200, "{setup}");
+    let secret = totp_rs::Secret::try_from_base32(setup["secret"].as_str().unwrap())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let now = std::time::UNIX_EPOCH.elapsed().unwrap().as_secs();
+    let code = gatehouse_core::auth::mfa::code_at(&secret, now).unwrap();
+    let body = json!({"code": code});
+    let (status, answer) = d
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/auth/2fa/enable",
+            token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
 }
