@@ -1,9 +1,14 @@
 //! The hosted pages in a real browser: headless Chromium driven through
 //! chromedriver (WebDriver) against a real `gatehouse serve`, at 360 px
 //! wide: sign up → sign in → the account shows this device's session →
-//! sign out → sign in again, that time with the keyboard alone. Skipped,
-//! with a notice, where Chromium or chromedriver is not installed (CI
-//! installs both).
+//! sign out → sign in again, that time with the keyboard alone; a
+//! forgotten password reset from the mail the real SMTP sink received; a
+//! passkey added on the account page with Chromium's virtual authenticator
+//! (the W3C WebAuthn WebDriver extension), the step-up asked for and given
+//! on the way, then used alone to sign in, through the browser's autofill
+//! and through the button, and in place of the code after the password.
+//! Skipped, with a notice, where Chromium or chromedriver (or, for the
+//! mail, aiosmtpd) is not installed (CI installs them).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,9 +25,10 @@ use std::time::Duration;
 
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
 use serde_json::json;
 use support::deployment::{Backend, Deployment, PASSWORD};
-use support::smtp::free_port;
+use support::smtp::{self, Sink, free_port};
 
 /// `name` on `PATH`, if installed.
 fn installed(name: &str) -> Option<PathBuf> {
@@ -79,6 +85,9 @@ impl Driver {
             "--disable-dev-shm-usage".to_owned(),
             format!("--user-data-dir={}", profile.display()),
             "--window-size=360,800".to_owned(),
+            // `localhost` (a WebAuthn relying party; an address cannot be
+            // one) is the service on loopback.
+            "--host-resolver-rules=MAP localhost 127.0.0.1".to_owned(),
         ];
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -272,4 +281,342 @@ async fn journey(c: &Client, base: &str) {
         .unwrap()
         .len();
     assert_eq!(sessions, 1, "the signed-out login is gone from the list");
+}
+
+/// Chromium and chromedriver, or a notice that the test is skipped.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let found = installed("chromium").zip(installed("chromedriver"));
+    if found.is_none() {
+        eprintln!(
+            "skipped: the hosted pages' browser test needs `chromium` and `chromedriver` \
+             (Debian packages chromium, chromium-driver) on PATH"
+        );
+    }
+    found
+}
+
+/// A deployment the browser reaches as `http://localhost:<port>`, the
+/// origin passkeys and mailed links are for; `extra` on top.
+async fn on_localhost(extra: &[(&str, &str)]) -> (Deployment, String) {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let links = format!("{base}/ui");
+    let mut vars = vec![
+        ("SECURE_COOKIES", "false"),
+        ("RATE_LIMIT_ENABLED", "false"),
+        ("BIND_ADDR", bind.as_str()),
+        ("APP_BASE_URL", links.as_str()),
+        ("WEBAUTHN_RP_ID", "localhost"),
+        ("WEBAUTHN_ORIGINS", base.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let server = Deployment::start(Backend::Sqlite, &vars).await;
+    (server, base)
+}
+
+/// Waits (bounded) until `css` shows `expected` in its text.
+async fn shows(c: &Client, css: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(expected) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{css}` does not show `{expected}`: {last:?}");
+}
+
+#[tokio::test]
+async fn forgotten_password_reset_from_the_mailed_link_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    if !smtp::available() {
+        return;
+    }
+    let sink = Sink::start(free_port(), None);
+    let smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
+    let (server, base) = on_localhost(&[
+        ("SMTP_URL", smtp_url.as_str()),
+        ("MAIL_FROM", "Gatehouse <no-reply@example.com>"),
+    ])
+    .await;
+    server.register("forgetful").await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+
+    // Asked for from the sign-in page.
+    c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    see(&c, "Sign in").await;
+    c.find(Locator::LinkText("Forgot your password?"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&c, "Forgotten password").await;
+    fits(&c).await;
+    fill(&c, "email", "forgetful@example.com").await;
+    submit(&c, "/ui/forgot-password").await;
+    see(&c, "Check your mail").await;
+
+    // The mail, as the SMTP server received it, links to the page.
+    let mails = sink
+        .wait_for("forgetful@example.com", 2, Duration::from_secs(20))
+        .await;
+    let mail = mails
+        .iter()
+        .find(|m| m.subject() == Some("Reset your password"))
+        .unwrap_or_else(|| panic!("a reset mail: {mails:?}"));
+    let token = mail.token().unwrap();
+    let link = format!("{base}/ui/reset-password?token={token}");
+    assert!(mail.text.contains(&link), "{}", mail.text);
+    c.goto(&link).await.unwrap();
+    see(&c, "Set a new password").await;
+    fits(&c).await;
+    // Two different passwords are refused in words, then the right form.
+    fill(&c, "new_password", NEW_PASSWORD).await;
+    fill(&c, "confirm_password", "Not-The-Same1!").await;
+    submit(&c, "/ui/reset-password").await;
+    shows(&c, "[role=alert]", "The two passwords do not match").await;
+    fill(&c, "new_password", NEW_PASSWORD).await;
+    fill(&c, "confirm_password", NEW_PASSWORD).await;
+    submit(&c, "/ui/reset-password").await;
+    arrive(&c, "/ui/sign-in?notice=password_reset").await;
+
+    // The old password is refused, the new one signs in.
+    fill(&c, "login", "forgetful").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    shows(&c, "[role=alert]", "Invalid email or password").await;
+    fill(&c, "password", NEW_PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+
+    c.close().await.unwrap();
+    server.stop().await;
+    sink.stop();
+}
+
+const NEW_PASSWORD: &str = "N3w-Passw0rd!x";
+
+/// `POST /session/{id}/webauthn/authenticator` (W3C WebAuthn §11.3): a
+/// platform authenticator that holds passkeys and verifies its user.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+        });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// A Chrome DevTools Protocol command through chromedriver.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({"cmd": self.0, "params": self.1});
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let (server, base) = on_localhost(&[]).await;
+    server.register("passkey_person").await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+    let added = c.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+    assert!(added.is_string(), "an authenticator id: {added}");
+
+    // Signed in with the password, a passkey is added on the account page.
+    c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    see(&c, "Sign in").await;
+    let login = find(&c, "#login").await;
+    assert_eq!(
+        login.attr("autocomplete").await.unwrap().as_deref(),
+        Some("username webauthn")
+    );
+    fill(&c, "login", "passkey_person").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    // The password was proved an hour ago: the login's `auth_time` moved
+    // back, and the access cookie dropped so the page renews it from the
+    // refresh token, carrying that time.
+    server
+        .sql("UPDATE {schema}.sessions SET auth_time = auth_time - 3600000")
+        .await;
+    c.delete_cookie("ui_session").await.unwrap();
+    c.refresh().await.unwrap();
+    see(&c, "Your account").await;
+    let reauth = find(&c, "#reauth").await;
+    assert!(!reauth.is_displayed().await.unwrap(), "not asked yet");
+
+    // Adding asks to confirm first, then goes on by itself.
+    fill(&c, "passkey-name", "Virtual key").await;
+    find(&c, "#passkey-add button").await.click().await.unwrap();
+    shows(
+        &c,
+        "#passkey-add .passkey-error",
+        "Adding a passkey needs a recent sign-in",
+    )
+    .await;
+    assert!(reauth.is_displayed().await.unwrap(), "the form is shown");
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("reauth-password")
+    );
+    fill(&c, "reauth-password", "Wrong-Passw0rd!").await;
+    submit(&c, "/ui/account/reauth").await;
+    shows(
+        &c,
+        "#reauth .passkey-error",
+        "That password or code is not correct",
+    )
+    .await;
+    fill(&c, "reauth-password", PASSWORD).await;
+    submit(&c, "/ui/account/reauth").await;
+    arrive(&c, "/ui/account?notice=passkey_added").await;
+    let listed = shows(&c, ".passkeys", "Virtual key").await;
+    assert!(listed.contains("never used"), "{listed}");
+    fits(&c).await;
+    // The session cookies are out of the script's reach.
+    let visible = c.execute("return document.cookie;", vec![]).await.unwrap();
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("ui_session"),
+        "{visible}"
+    );
+
+    // Signed out, the passkey alone signs in: offered by the browser's
+    // autofill (conditional mediation), which Chromium's virtual
+    // authenticator answers by itself…
+    submit(&c, "/ui/sign-out").await;
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let current = find(&c, ".sessions li.current").await.text().await.unwrap();
+    assert!(current.contains("this device"), "{current}");
+
+    // …and, in a browser without that autofill, with the button.
+    let hide_autofill = "PublicKeyCredential.isConditionalMediationAvailable = \
+                         () => Promise.resolve(false);";
+    c.issue_cmd(Cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": hide_autofill}),
+    ))
+    .await
+    .unwrap();
+    submit(&c, "/ui/sign-out").await;
+    arrive(&c, "/ui/sign-in?notice=signed_out").await;
+    let error = find(&c, "#passkey-sign-in .passkey-error").await;
+    assert!(
+        !error.is_displayed().await.unwrap(),
+        "no error before asking"
+    );
+    find(&c, "#passkey-sign-in button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let current = find(&c, ".sessions li.current").await.text().await.unwrap();
+    assert!(current.contains("this device"), "{current}");
+    let listed = shows(&c, ".passkeys", "last used").await;
+    assert!(listed.contains("Virtual key"), "{listed}");
+
+    // With 2FA on (through the API), the passkey stands in for the code
+    // after the password.
+    let token = server.token("passkey_person").await;
+    enable_2fa(&server, &token).await;
+    c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    see(&c, "Sign in").await;
+    fill(&c, "login", "passkey_person").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    see(&c, "Two-factor code").await;
+    fits(&c).await;
+    find(&c, "#passkey-sign-in button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let profile = find(&c, "dl").await.text().await.unwrap();
+    assert!(
+        profile.contains("Two-factor authentication\non"),
+        "{profile}"
+    );
+
+    c.close().await.unwrap();
+    server.stop().await;
+}
+
+/// Turns 2FA on for the login `token` through the API.
+async fn enable_2fa(d: &Deployment, token: &str) {
+    let (status, setup) = d
+        .call(0, Method::POST, "/api/v1/auth/2fa/setup", token, None)
+        .await;
+    assert_eq!(status, 200, "{setup}");
+    let secret = totp_rs::Secret::try_from_base32(setup["secret"].as_str().unwrap())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let now = std::time::UNIX_EPOCH.elapsed().unwrap().as_secs();
+    let code = gatehouse_core::auth::mfa::code_at(&secret, now).unwrap();
+    let body = json!({"code": code});
+    let (status, answer) = d
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/auth/2fa/enable",
+            token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -1,6 +1,6 @@
-//! The account page: the profile and the logins (this device marked), with
-//! one login or all the others revoked through `Accounts`, as
-//! `/api/v1/users/me` and `/users/me/sessions` do.
+//! The account page: the profile, the passkeys and the logins (this device
+//! marked), with one login or all the others revoked through `Accounts`, as
+//! `/api/v1/users/me`, `/users/me/passkeys` and `/users/me/sessions` do.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use super::csrf::{self, Binding, FormKey};
-use super::page::{self, Page};
+use super::page::{self, Page, Refusal, Shown};
 use super::session::SignedIn;
 use super::sign_in::{PlainForm, signed_out};
 use super::templates;
@@ -33,6 +33,13 @@ fn notice(code: &str) -> Option<&'static str> {
     match code {
         "session_revoked" => Some("The session was signed out."),
         "others_revoked" => Some("All your other sessions were signed out."),
+        "passkey_added" => Some("The passkey was added. You can sign in with it now."),
+        "passkey_renamed" => Some("The passkey was renamed."),
+        "passkey_removed" => Some("The passkey was removed."),
+        "reauthenticated" => Some("Thank you: you can make the change now."),
+        "verification_sent" => {
+            Some("A message with a link and a code to confirm your address is on its way.")
+        }
         _ => None,
     }
 }
@@ -94,15 +101,33 @@ fn device(user_agent: Option<&str>) -> String {
     }
 }
 
-/// `GET /ui/account`.
-pub async fn show(
-    State(state): State<AppState>,
-    Extension(signed): Extension<SignedIn>,
-    headers: HeaderMap,
-    Query(q): Query<AccountQuery>,
-) -> Result<Page, ApiError> {
+#[derive(Debug, Serialize)]
+struct PasskeyRow {
+    id: Uuid,
+    name: String,
+    created: String,
+    created_at: String,
+    last_used: Option<(String, String)>,
+    backed_up: bool,
+}
+
+/// What the account page shows besides the account: a notice, a refused
+/// form's sentence, and the re-authentication form with why it is asked.
+#[derive(Debug, Default)]
+pub(super) struct Shows<'a> {
+    pub notice: Option<&'static str>,
+    pub error: Option<&'a Shown>,
+    pub reauth: Option<&'static str>,
+}
+
+/// The account page.
+pub(super) async fn render(
+    state: &AppState,
+    signed: &SignedIn,
+    key: &FormKey,
+    shows: &Shows<'_>,
+) -> Result<String, ApiError> {
     let p = &signed.principal;
-    let key = FormKey::of(&headers, state.http().secure_cookies)?;
     let mut sessions: Vec<SessionRow> = state
         .accounts()
         .my_sessions(p)
@@ -130,15 +155,33 @@ pub async fn show(
             .then_with(|| b.last_used_at.cmp(&a.last_used_at))
     });
     let others = sessions.iter().filter(|s| !s.current).count();
+    let passkeys: Vec<PasskeyRow> = state
+        .passkeys()
+        .list(p)
+        .await?
+        .into_iter()
+        .map(|k| {
+            let (created, created_at) = shown(k.created_at);
+            PasskeyRow {
+                id: k.id,
+                name: k.name,
+                created,
+                created_at,
+                last_used: k.last_used_at.map(shown),
+                backed_up: k.backed_up,
+            }
+        })
+        .collect();
     let user = &p.user;
     let (created, created_at) = shown(user.created_at);
-    let html = templates::render(
-        page::product(&state),
+    templates::render(
+        page::product(state),
         "account.html",
         context! {
             csrf => key.token(Binding::login(p.session_id)),
-            notice => notice(&q.notice),
-            error => None::<()>,
+            notice => shows.notice,
+            error => shows.error,
+            reauth => shows.reauth,
             user => context! {
                 username => &user.username,
                 email => &user.email,
@@ -151,9 +194,59 @@ pub async fn show(
             },
             sessions => sessions,
             others => others,
+            passkeys => passkeys,
         },
-    )?;
+    )
+}
+
+/// The account page again, with a refused form's sentence (and the
+/// re-authentication form when `reauth` says why it is needed).
+pub(super) async fn refused(
+    state: &AppState,
+    signed: &SignedIn,
+    headers: &HeaderMap,
+    refusal: Refusal,
+    reauth: Option<&'static str>,
+) -> Result<Response, ApiError> {
+    let key = FormKey::of(headers, state.http().secure_cookies)?;
+    let shows = Shows {
+        notice: None,
+        error: Some(&refusal.shown),
+        reauth,
+    };
+    let html = render(state, signed, &key, &shows).await?;
+    Ok(refusal.page(html))
+}
+
+/// `GET /ui/account`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(signed): Extension<SignedIn>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Result<Page, ApiError> {
+    let key = FormKey::of(&headers, state.http().secure_cookies)?;
+    let shows = Shows {
+        notice: notice(&q.notice),
+        ..Shows::default()
+    };
+    let html = render(&state, &signed, &key, &shows).await?;
     Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
+}
+
+/// `POST /ui/account/verify-email`: a new verification mail to the
+/// account's own address (`EmailVerification::request_mine`, limited per
+/// address as in the API).
+pub async fn send_verification(
+    State(state): State<AppState>,
+    Extension(signed): Extension<SignedIn>,
+    headers: HeaderMap,
+    Form(form): Form<PlainForm>,
+) -> Result<Response, ApiError> {
+    let p = &signed.principal;
+    csrf::verify(&headers, Binding::login(p.session_id), &form.csrf)?;
+    state.email_verification().request_mine(p).await?;
+    Ok(page::see_other("/ui/account?notice=verification_sent").into_response())
 }
 
 /// `POST /ui/account/sessions/{id}/revoke`: one login ends; this device's

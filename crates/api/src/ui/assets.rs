@@ -1,5 +1,5 @@
-//! The pages' stylesheet, embedded in the binary and served under a path
-//! that names its content's hash, so browsers may keep it for a year: a
+//! The pages' stylesheet and script, embedded in the binary and served
+//! under a path that names its content's hash, so browsers may keep it for a year: a
 //! new release changes the path, never the content behind a path.
 
 use std::sync::OnceLock;
@@ -15,7 +15,7 @@ use crate::error::ApiError;
 /// One embedded file.
 #[derive(Debug)]
 struct Asset {
-    /// `ui.<first 16 hex digits of its SHA-256>.css`.
+    /// `ui.<first 16 hex digits of its SHA-256>.css` (or `.js`).
     name: String,
     path: String,
     content_type: &'static str,
@@ -36,18 +36,31 @@ fn hashed(stem: &str, ext: &str, content_type: &'static str, body: &'static str)
 fn all() -> &'static [Asset] {
     static ASSETS: OnceLock<Vec<Asset>> = OnceLock::new();
     ASSETS.get_or_init(|| {
-        vec![hashed(
-            "ui",
-            "css",
-            "text/css; charset=utf-8",
-            include_str!("assets/ui.css"),
-        )]
+        vec![
+            hashed(
+                "ui",
+                "css",
+                "text/css; charset=utf-8",
+                include_str!("assets/ui.css"),
+            ),
+            hashed(
+                "ui",
+                "js",
+                "text/javascript; charset=utf-8",
+                include_str!("assets/ui.js"),
+            ),
+        ]
     })
 }
 
 /// The stylesheet's path, as the pages link it.
 pub fn stylesheet() -> &'static str {
     all().first().map_or("", |a| a.path.as_str())
+}
+
+/// The script's path, as the pages load it.
+pub fn script() -> &'static str {
+    all().get(1).map_or("", |a| a.path.as_str())
 }
 
 /// `GET /ui/assets/{name}`: an embedded file by its hashed name.

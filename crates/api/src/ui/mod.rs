@@ -1,13 +1,16 @@
 //! The hosted pages under `/ui`: server-rendered HTML over the same use
 //! cases as the JSON API (sign in with the second step, sign up, sign out,
-//! the account with its sessions). One module per flow; the browser session
+//! passkeys, a forgotten password, the pages mails link to, the account
+//! with its passkeys and sessions). One module per flow; the browser session
 //! (`session`), the form check (`csrf`) and the redirect rule (`return_to`)
 //! are shared by all of them.
 
 mod account;
 mod assets;
 pub(crate) mod csrf;
+mod mail_links;
 mod page;
+mod passkeys;
 pub(crate) mod return_to;
 pub(crate) mod session;
 mod sign_in;
@@ -37,6 +40,27 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/ui/account/sessions/revoke-others",
             post(account::revoke_others),
         )
+        .route(
+            "/ui/account/verify-email",
+            post(account::send_verification).layer(rate_limit::VERIFY_EMAIL),
+        )
+        .route("/ui/account/passkeys/begin", post(passkeys::add_begin))
+        .route("/ui/account/passkeys/finish", post(passkeys::add_finish))
+        .route("/ui/account/passkeys/{id}/rename", post(passkeys::rename))
+        .route("/ui/account/passkeys/{id}/remove", post(passkeys::remove))
+        // Re-authentication checks a secret: limited like a login.
+        .route(
+            "/ui/account/reauth",
+            post(passkeys::reauth).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/account/reauth/passkey/begin",
+            post(passkeys::reauth_passkey_begin).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/account/reauth/passkey/finish",
+            post(passkeys::reauth_passkey_finish).layer(rate_limit::LOGIN),
+        )
         .route("/ui/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -53,8 +77,44 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             post(sign_in::submit_code).layer(rate_limit::LOGIN),
         )
         .route(
+            "/ui/passkey/sign-in/begin",
+            post(passkeys::sign_in_begin).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/passkey/sign-in/finish",
+            post(passkeys::sign_in_finish).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/passkey/second-factor/begin",
+            post(passkeys::second_factor_begin).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/passkey/second-factor/finish",
+            post(passkeys::second_factor_finish).layer(rate_limit::LOGIN),
+        )
+        .route(
             "/ui/sign-up",
             get(sign_up::form).merge(post(sign_up::submit).layer(rate_limit::REGISTER)),
+        )
+        .route(
+            "/ui/forgot-password",
+            get(mail_links::forgot_form)
+                .merge(post(mail_links::forgot_submit).layer(rate_limit::PASSWORD_RESET)),
+        )
+        .route(
+            "/ui/reset-password",
+            get(mail_links::reset_form)
+                .merge(post(mail_links::reset_submit).layer(rate_limit::LOGIN)),
+        )
+        .route(
+            "/ui/verify-email/send",
+            get(mail_links::resend_form)
+                .merge(post(mail_links::resend_submit).layer(rate_limit::VERIFY_EMAIL)),
+        )
+        .route(
+            "/ui/verify-email",
+            get(mail_links::verify_form)
+                .merge(post(mail_links::verify_submit).layer(rate_limit::LOGIN)),
         )
         .merge(signed_in)
         // Pages are limited like the API; the assets below are not (they
@@ -75,7 +135,7 @@ async fn index() -> Response {
 }
 
 /// The pages' own policy: only our stylesheet and scripts, no inline code
-/// (CSP Level 3); forms post to this origin, or redirect after sign-in to
+/// (CSP Level 3); the script talks to this origin only; forms post to it, or redirect after sign-in to
 /// the `return_to` origins allowed (browsers hold redirects to it too).
 fn content_security_policy(return_origins: &[String]) -> HeaderValue {
     let mut form_action = String::from("'self'");
@@ -85,13 +145,13 @@ fn content_security_policy(return_origins: &[String]) -> HeaderValue {
     }
     let policy = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     // The origins were validated at startup (scheme://host[:port]).
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         )
     })
 }

@@ -10,7 +10,8 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, SET_COOKIE,
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
+    SET_COOKIE,
 };
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
@@ -207,10 +208,17 @@ pub async fn finish(req: Request, next: Next, policy: HeaderValue) -> Response {
         .extensions()
         .get::<AppState>()
         .map_or_else(|| "Gatehouse".to_owned(), |s| product(s).to_owned());
+    // The pages' script asks for JSON: its errors stay problem documents,
+    // whose `detail` it shows.
+    let wants_json = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
     let mut res = next.run(req).await;
     let status = res.status();
     let is_error = status.is_client_error() || status.is_server_error();
-    if is_error && res.extensions().get::<PageBody>().is_none() {
+    if is_error && !wants_json && res.extensions().get::<PageBody>().is_none() {
         let problem = res
             .extensions_mut()
             .remove::<Problem>()

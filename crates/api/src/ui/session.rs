@@ -83,6 +83,18 @@ pub fn set_login(state: &AppState, pair: &TokenPair) -> [Option<HeaderValue>; 2]
     ]
 }
 
+/// The access cookie of a login re-authenticated just now (same login,
+/// same refresh token, a new `auth_time`).
+pub fn set_access(state: &AppState, access_token: &str) -> Option<HeaderValue> {
+    let ttl = state.sign_in().refresh_ttl();
+    cookie(
+        ACCESS_COOKIE,
+        access_token,
+        ttl,
+        state.http().secure_cookies,
+    )
+}
+
 /// The cookies that remove the login from the browser.
 pub fn clear(state: &AppState) -> [Option<HeaderValue>; 2] {
     let secure = state.http().secure_cookies;
@@ -160,14 +172,23 @@ pub async fn require(
         Ok(Some((signed, renewed))) => {
             req.extensions_mut().insert(signed);
             let mut res = next.run(req).await;
-            // Unless the page itself ended the login (signed out).
-            let replaced = res
-                .headers()
-                .get_all(http::header::SET_COOKIE)
-                .iter()
-                .any(|c| c.as_bytes().starts_with(ACCESS_COOKIE.as_bytes()));
-            if let Some(pair) = renewed.filter(|_| !replaced) {
-                for c in set_login(&state, &pair).into_iter().flatten() {
+            // Each renewed cookie, unless the page set that one itself (a
+            // sign-out clears both; a re-authentication sets the access
+            // cookie, and the rotated refresh token must still reach the
+            // browser).
+            if let Some(pair) = renewed {
+                let set_by_page = |name: &str| {
+                    res.headers()
+                        .get_all(http::header::SET_COOKIE)
+                        .iter()
+                        .any(|c| c.as_bytes().starts_with(format!("{name}=").as_bytes()))
+                };
+                let [access, refresh] = set_login(&state, &pair);
+                let keep = [
+                    access.filter(|_| !set_by_page(ACCESS_COOKIE)),
+                    refresh.filter(|_| !set_by_page(REFRESH_COOKIE)),
+                ];
+                for c in keep.into_iter().flatten() {
                     res.headers_mut().append(http::header::SET_COOKIE, c);
                 }
             }

@@ -1,4 +1,5 @@
-//! Signing in (password, then a TOTP or backup code when 2FA is on) and
+//! Signing in (password, then a TOTP or backup code — or a passkey, by the
+//! pages' script — when 2FA is on) and
 //! signing out: `SignIn::login`, `SignIn::login_mfa` and `SignIn::logout`,
 //! as `POST /api/v1/auth/login`, `/login/mfa` and `/logout` call them.
 
@@ -33,6 +34,7 @@ fn notice(code: &str) -> Option<&'static str> {
     match code {
         "signed_out" => Some("You are signed out."),
         "session_ended" => Some("Your session has ended. Sign in again to go on."),
+        "password_reset" => Some("Your password is set. Sign in with it."),
         _ => None,
     }
 }
@@ -165,8 +167,10 @@ fn signed_in(
                 .cookie(b)
                 .into_response())
         }
-        LoginOutcome::MfaRequired { mfa_token, .. } => {
-            let html = render_code(state, key, &mfa_token, return_to, None)?;
+        LoginOutcome::MfaRequired {
+            mfa_token, passkey, ..
+        } => {
+            let html = render_code(state, key, &mfa_token, passkey, return_to, None)?;
             Ok(Page::new(StatusCode::OK, html).into_response())
         }
     }
@@ -176,6 +180,7 @@ fn render_code(
     state: &AppState,
     key: &FormKey,
     mfa_token: &str,
+    passkey: bool,
     return_to: Option<&str>,
     error: Option<&Shown>,
 ) -> Result<String, ApiError> {
@@ -187,6 +192,7 @@ fn render_code(
             return_to => return_to,
             query => return_to::query(return_to),
             mfa_token => mfa_token,
+            passkey => passkey,
             error => error,
         },
     )
@@ -199,6 +205,8 @@ pub struct CodeForm {
     return_to: String,
     mfa_token: String,
     code: SecretString,
+    /// The account has a passkey: the page offers it again.
+    passkey: String,
 }
 
 /// `POST /ui/sign-in/code`: the second step, a TOTP or an unused backup
@@ -232,6 +240,7 @@ pub async fn submit_code(
                 &state,
                 &key,
                 &form.mfa_token,
+                form.passkey == "1",
                 return_to,
                 Some(&refusal.shown),
             )?;

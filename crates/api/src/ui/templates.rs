@@ -10,7 +10,7 @@ use minijinja::{Environment, Value, context};
 use super::assets;
 use crate::error::ApiError;
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -22,6 +22,23 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("signed_up.html", include_str!("templates/signed_up.html")),
     ("account.html", include_str!("templates/account.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("message.html", include_str!("templates/message.html")),
+    (
+        "forgot_password.html",
+        include_str!("templates/forgot_password.html"),
+    ),
+    (
+        "reset_password.html",
+        include_str!("templates/reset_password.html"),
+    ),
+    (
+        "verify_email.html",
+        include_str!("templates/verify_email.html"),
+    ),
+    (
+        "send_verification.html",
+        include_str!("templates/send_verification.html"),
+    ),
     ("fallback.html", FALLBACK),
 ];
 
@@ -42,11 +59,13 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
-/// Renders page `name` with `ctx`, the product name and the stylesheet.
+/// Renders page `name` with `ctx`, the product name, the stylesheet and
+/// the script.
 pub fn render(product: &str, name: &str, ctx: Value) -> Result<String, ApiError> {
     let ctx = context! {
         product => product,
         stylesheet => assets::stylesheet(),
+        script => assets::script(),
         ..ctx
     };
     environment()
@@ -96,7 +115,7 @@ mod tests {
             ),
             (
                 "sign_in_code.html",
-                context! { csrf => "t", return_to => None::<&str>, query => "", mfa_token => "m", error => error.clone() },
+                context! { csrf => "t", return_to => None::<&str>, query => "", mfa_token => "m", passkey => true, error => error.clone() },
             ),
             (
                 "sign_up.html",
@@ -109,10 +128,35 @@ mod tests {
             (
                 "account.html",
                 context! {
-                    csrf => "t", notice => None::<&str>, error => None::<()>, others => 1,
+                    csrf => "t", notice => None::<&str>, error => None::<()>, others => 1, reauth => "why",
+                    passkeys => vec![context! { id => "p", name => "<x>", created => "c", created_at => "c", last_used => ("l", "l"), backed_up => true }],
                     user => context! { username => "u", email => "e", email_verified => false, full_name => None::<&str>, role => "user", mfa_enabled => false, created => "c", created_at => "c" },
                     sessions => vec![context! { id => "i", device => "Chrome on Linux", ip => "127.0.0.1", created => "c", created_at => "c", last_used => "l", last_used_at => "l", current => true }],
                 },
+            ),
+            (
+                "message.html",
+                context! { title => "T", text => "<x>", href => "/ui", link_label => "L" },
+            ),
+            (
+                "forgot_password.html",
+                context! { csrf => "t", email => "<x>", error => error.clone() },
+            ),
+            (
+                "reset_password.html",
+                context! { csrf => "t", token => "", email => "<x>", error => error.clone() },
+            ),
+            (
+                "reset_password.html",
+                context! { csrf => "t", token => "tok", email => "", error => None::<()> },
+            ),
+            (
+                "send_verification.html",
+                context! { csrf => "t", email => "<x>", error => error.clone() },
+            ),
+            (
+                "verify_email.html",
+                context! { csrf => "t", token => "", email => "<x>", error => error.clone() },
             ),
         ];
         for (name, ctx) in pages {

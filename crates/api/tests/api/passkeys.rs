@@ -18,7 +18,7 @@ use crate::harness::mail::token_of;
 use crate::harness::{PASSWORD, TestApp, TestResponse, backends, config};
 use crate::mfa::enrolled;
 
-const ORIGIN: &str = "http://localhost:3000";
+pub const ORIGIN: &str = "http://localhost:3000";
 
 /// A passkey device: `SoftPasskey` signs; this keeps what a discoverable
 /// (resident) credential keeps beside its key — the relying party and the
@@ -26,14 +26,14 @@ const ORIGIN: &str = "http://localhost:3000";
 /// or security key does. `SoftPasskey` itself stores no user handle, so it
 /// is given the credential to use and the handle is returned beside its
 /// signature (the signature never covers the handle).
-struct Device {
+pub struct Device {
     soft: Box<dyn AuthenticatorBackend>,
     /// (relying party, credential id, user handle) of each registration.
     creds: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
 impl Device {
-    fn new() -> Self {
+    pub fn new() -> Self {
         // `true`: the soft token reports user verification (a PIN or
         // biometric), which passkeys require.
         Self {
@@ -57,7 +57,7 @@ impl Device {
     }
 
     /// `navigator.credentials.create()` with the server's `options`.
-    fn create(&mut self, origin: &str, options: &Value) -> Value {
+    pub fn create(&mut self, origin: &str, options: &Value) -> Value {
         let mut options: CreationChallengeResponse =
             serde_json::from_value(options.clone()).unwrap();
         let rp = options.public_key.rp.id.clone();
@@ -75,7 +75,7 @@ impl Device {
     }
 
     /// `navigator.credentials.get()` with the server's `options`.
-    fn get(&mut self, origin: &str, options: &Value) -> Result<Value, String> {
+    pub fn get(&mut self, origin: &str, options: &Value) -> Result<Value, String> {
         let mut options: RequestChallengeResponse =
             serde_json::from_value(options.clone()).unwrap();
         let rp = options.public_key.rp_id.clone();

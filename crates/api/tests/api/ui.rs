@@ -11,6 +11,9 @@ use serde_json::json;
 use crate::harness::{Backend, PASSWORD, TestApp, TestResponse, backends};
 use crate::mfa;
 
+mod mail_links;
+mod passkeys;
+
 /// A browser: its cookies, kept as the server sets and clears them.
 struct Browser<'a> {
     app: &'a TestApp,
@@ -64,6 +67,23 @@ impl<'a> Browser<'a> {
             .header("origin", "http://localhost")
             .header("sec-fetch-site", "same-origin")
             .body(Body::from(body))
+            .unwrap();
+        let res = self.app.send(req).await;
+        self.keep(&res);
+        res
+    }
+
+    /// What the pages' script sends: JSON, asking for JSON, with the page's
+    /// form token in `X-CSRF-Token`.
+    async fn script(&mut self, path: &str, csrf: &str, body: serde_json::Value) -> TestResponse {
+        let req = Request::post(path)
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .header("x-csrf-token", csrf)
+            .header("origin", "http://localhost")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(body.to_string()))
             .unwrap();
         let res = self.app.send(req).await;
         self.keep(&res);
@@ -414,6 +434,27 @@ async fn pages_run_only_their_own_code() {
         app.get("/ui/assets/ui.0000000000000000.css").await.status,
         StatusCode::NOT_FOUND
     );
+    // The one script, ours, loaded from a file by its hash: no inline code.
+    let start = body.find(r#"<script src=""#).unwrap() + r#"<script src=""#.len();
+    let end = start + body[start..].find('"').unwrap();
+    let src = &body[start..end];
+    assert!(
+        src.starts_with("/ui/assets/ui.") && src.ends_with(".js"),
+        "{src}"
+    );
+    assert_eq!(body.matches("<script").count(), 1);
+    assert!(!body.contains(" onclick=") && !body.contains(" onsubmit="));
+    let js = app.get(src).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        js.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
     // A refusal under /ui is a page too, in words.
     let missing = app.get("/ui/assets/nothing").await;
     assert_eq!(
