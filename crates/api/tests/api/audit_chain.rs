@@ -7,7 +7,7 @@ use gatehouse_core::audit::{AuditEntry, AuditRepo, entry_hash};
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{TestApp, backends};
+use crate::harness::{TestApp, backends, config};
 
 /// An admin's token, after a few more events so the chain has a tail.
 async fn admin_with_history(app: &TestApp) -> String {
@@ -216,5 +216,41 @@ async fn head_parameters_come_together_and_well_formed() {
             .await
             .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_error");
         assert!(body["errors"].is_array(), "{bad}: {body}");
+    }
+}
+
+/// Events racing on two instances (each group-committing its own queue)
+/// still make one chain: every sequence once, each entry linked to the one
+/// before, verified by both instances.
+#[tokio::test]
+async fn events_racing_on_two_instances_make_one_dense_chain() {
+    for backend in backends() {
+        let first = TestApp::new(&backend).await;
+        let second = TestApp::on(first.db.share(), config(&[]), axum::Router::new());
+        let admin = admin_with_history(&first).await;
+        let attempts = (0..80).map(|n| {
+            let app = if n % 2 == 0 { &first } else { &second };
+            async move {
+                app.login_raw(&format!("nobody{n}@example.com"), "Wr0ng-Passw0rd!")
+                    .await
+            }
+        });
+        let answers = futures_util::future::join_all(attempts).await;
+        assert!(
+            answers.iter().all(|r| r.status == StatusCode::UNAUTHORIZED),
+            "{backend:?}"
+        );
+        let entries = stored(&first).await;
+        let failed = entries.iter().filter(|e| e.event == "login_failed").count();
+        assert!(failed >= 80, "{backend:?}: {failed} login_failed entries");
+        for (n, pair) in entries.windows(2).enumerate() {
+            assert_eq!(pair[1].seq, pair[0].seq + 1, "{backend:?}: gap after {n}");
+            assert_eq!(pair[1].prev_hash, pair[0].hash, "{backend:?}: link {n}");
+        }
+        assert_eq!(entries[0].seq, 1, "{backend:?}");
+        for app in [&first, &second] {
+            let v = verify(app, &admin, "").await;
+            assert_eq!(v["valid"], true, "{backend:?}: {v}");
+        }
     }
 }
