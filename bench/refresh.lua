@@ -1,10 +1,11 @@
 -- POST /api/v1/auth/refresh, each request spending a live refresh token:
--- every connection keeps its own chain (the token each answer returns is
--- the one its next request spends). The starting tokens, one per
--- connection, are read from the file BENCH_TOKENS (one per line; bench/run.sh
--- makes them fresh for every run). A refused refresh breaks its chain: the
--- next request on that connection sends a spent token and counts as an
--- error, so a run with errors is visible, never silently easier.
+-- each login's chain goes on with the token its last answer returned. wrk
+-- asks for a connection's next request before it hands over the previous
+-- answer, so the thread keeps a pool of two chains per connection. The
+-- starting tokens are read from the file BENCH_TOKENS (one per line;
+-- bench/run.sh makes them fresh for every run). A refused refresh breaks
+-- its chain: a request finding the pool empty sends a spent token and
+-- counts as an error, so a run with errors is visible, never easier.
 local path = "/api/v1/auth/refresh"
 local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
 
@@ -32,8 +33,6 @@ function init(args)
   end
 end
 
--- A connection has one request in flight at a time: the pool holds a token
--- for each connection that is waiting to send.
 function request()
   local token = table.remove(tokens) or spent
   return wrk.format("POST", path, headers, '{"refresh_token":"' .. token .. '"}')

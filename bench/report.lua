@@ -27,5 +27,11 @@ function done(summary, latency, requests)
     string.format('"lat_p99_us":%d', latency:percentile(99)),
     string.format('"lat_p999_us":%d', latency:percentile(99.9)),
   }
+  -- A scenario may add its own counters (logout.lua: tokens exhausted).
+  if extra_fields then
+    for _, f in ipairs(extra_fields()) do
+      table.insert(fields, f)
+    end
+  end
   io.write("BENCH_JSON {" .. table.concat(fields, ",") .. "}\n")
 end

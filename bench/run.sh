@@ -19,7 +19,8 @@ Options (each also settable through the environment variable shown):
   --warmup SECS        unmeasured warm-up before each run, 0 = none (BENCH_WARMUP, 2)
   --rounds N           rounds of the flood, me and health scenarios; the
                        median round decides                  (BENCH_ROUNDS, 3)
-  --scenarios LIST     comma list of login,flood,me,health   (BENCH_SCENARIOS, all)
+  --scenarios LIST     comma list of login,flood,me,health,refresh,logout
+                                                             (BENCH_SCENARIOS, all)
   --output FILE        markdown file to write results into   (BENCH_OUTPUT, BENCHMARKS.md)
   --raw-dir DIR        keep raw wrk outputs and server logs  (BENCH_RAW_DIR, none)
   --no-build           use the existing target/release binaries (BENCH_BUILD=0)
@@ -33,7 +34,9 @@ Environment only:
                        Argon2id parameters (default 65536 KiB, 3, 4: the contract defaults)
   BENCH_ARGON2_MAX_CONCURRENT  ARGON2_MAX_CONCURRENT for the service (default: its own)
   BENCH_LOGIN_CONNECTIONS (16), BENCH_FLOOD_CONNECTIONS (64),
-  BENCH_PROBE_CONNECTIONS (1), BENCH_ME_CONNECTIONS (32), BENCH_HEALTH_CONNECTIONS (32)
+  BENCH_PROBE_CONNECTIONS (1), BENCH_ME_CONNECTIONS (32), BENCH_HEALTH_CONNECTIONS (32),
+  BENCH_WRITE_CONNECTIONS (16: refresh and logout)
+  BENCH_LOGOUT_LOGINS  live logins made before each logout run (default 60000)
   BENCH_WRK_TIMEOUT    wrk --timeout (default 30s: flooded logins queue behind hashing)
   BENCH_DATABASE_URL, BENCH_REDIS_URL  passed to the service as DATABASE_URL/REDIS_URL
                        (default: SQLite in a temporary DATA_DIR, no Redis)
@@ -47,7 +50,7 @@ bench_dir="$root/bench"
 duration=${BENCH_DURATION:-15}
 warmup=${BENCH_WARMUP:-2}
 rounds=${BENCH_ROUNDS:-3}
-scenarios=${BENCH_SCENARIOS:-login,flood,me,health}
+scenarios=${BENCH_SCENARIOS:-login,flood,me,health,refresh,logout}
 output=${BENCH_OUTPUT:-$root/BENCHMARKS.md}
 raw_dir=${BENCH_RAW_DIR:-}
 build=${BENCH_BUILD:-1}
@@ -77,6 +80,8 @@ flood_conns=${BENCH_FLOOD_CONNECTIONS:-64}
 probe_conns=${BENCH_PROBE_CONNECTIONS:-1}
 me_conns=${BENCH_ME_CONNECTIONS:-32}
 health_conns=${BENCH_HEALTH_CONNECTIONS:-32}
+write_conns=${BENCH_WRITE_CONNECTIONS:-16}
+logout_logins=${BENCH_LOGOUT_LOGINS:-60000}
 wrk_timeout=${BENCH_WRK_TIMEOUT:-30s}
 
 # The benchmark account (register + login).
@@ -103,7 +108,7 @@ if ! is_uint "$duration" || ((duration == 0)); then
 fi
 is_uint "$warmup" || die "--warmup must be a whole number of seconds"
 for v in argon2_memory argon2_time argon2_parallelism login_conns flood_conns probe_conns \
-  me_conns health_conns; do
+  me_conns health_conns write_conns logout_logins; do
   if ! is_uint "${!v}" || ((${!v} == 0)); then
     die "$v must be a positive integer (got '${!v}')"
   fi
@@ -117,14 +122,14 @@ IFS=',' read -r -a scenario_list <<<"$scenarios"
 for s in "${scenario_list[@]}"; do
   s=${s// /}
   case $s in
-    login | flood | me | health) want[$s]=1 ;;
+    login | flood | me | health | refresh | logout) want[$s]=1 ;;
     '') ;;
-    *) die "unknown scenario '$s' (known: login, flood, me, health)" ;;
+    *) die "unknown scenario '$s' (known: login, flood, me, health, refresh, logout)" ;;
   esac
 done
 ((${#want[@]} > 0)) || die "no scenario selected"
 wants() { [[ -n ${want[$1]:-} ]]; }
-needs_account() { wants login || wants flood || wants me; }
+needs_account() { wants login || wants flood || wants me || wants refresh || wants logout; }
 
 # ------------------------------------------------------ process tracking ---
 
@@ -259,7 +264,8 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 gatehouse_bin=${BENCH_GATEHOUSE_BIN:-$target_dir/release/gatehouse}
 baseline_bin=$target_dir/release/baseline-server
 argon2_bin=$target_dir/release/argon2-rate
-for b in "$gatehouse_bin" "$baseline_bin" "$argon2_bin"; do
+limit_bin=$target_dir/release/write-limit
+for b in "$gatehouse_bin" "$baseline_bin" "$argon2_bin" "$limit_bin"; do
   [[ -x $b ]] || die "missing $b (run without --no-build)"
 done
 
@@ -361,7 +367,7 @@ run_bg_wrk() {
   local name=$1 conns=$2 threads=$3 secs=$4 lua=$5 url=$6
   ((threads > conns)) && threads=$conns
   BENCH_LUA_DIR=$bench_dir BENCH_EMAIL=$bench_email BENCH_PASSWORD=$bench_password \
-    BENCH_TOKEN=${access_token:-} \
+    BENCH_TOKEN=${access_token:-} BENCH_TOKENS=${tokens_file:-} BENCH_THREADS=$threads \
     "${pin_client[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout "$wrk_timeout" \
     --latency -s "$bench_dir/$lua" "$url" >"$tmp/wrk-$name.txt" 2>&1 &
   wrk_pid=$!
@@ -462,7 +468,77 @@ create_account() {
   http_json GET "$base/users/me" "" "$access_token"
   [[ $http_status == 200 ]] \
     || die "GET /api/v1/users/me with the fresh token returned HTTP $http_status, expected 200: ${http_body:0:600}"
+  user_id=$(printf '%s' "$http_body" | sed -n 's/.*"id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+  [[ -n $user_id ]] || die "GET /api/v1/users/me returned no id: ${http_body:0:600}"
   log "benchmark account registered, logged in, /users/me answers 200"
+}
+
+# The service's database, as write-limit reaches it.
+db_url() {
+  if [[ -n ${BENCH_DATABASE_URL:-} ]]; then
+    echo "$BENCH_DATABASE_URL"
+  else
+    echo "sqlite://$tmp/data/gatehouse.db"
+  fi
+}
+
+# login_tokens N FILE: N fresh logins through the API, their refresh tokens
+# (from the cookie) one per line in FILE.
+login_tokens() {
+  local n=$1 file=$2 i
+  : >"$file"
+  for ((i = 0; i < n; i++)); do
+    curl -sS -D "$tmp/login_headers" -o /dev/null --max-time 60 -X POST \
+      -H 'Content-Type: application/json' \
+      --data-binary "{\"email\":\"$bench_email\",\"password\":\"$bench_password\"}" \
+      "http://127.0.0.1:$gh_port/api/v1/auth/login" || true
+    sed -n 's/^[Ss]et-[Cc]ookie: refresh_token=\([^;]*\);.*/\1/p' "$tmp/login_headers" >>"$file"
+  done
+  (($(wc -l <"$file") == n)) || die "could not make $n logins (see the service log)"
+}
+
+# run_limit NAME ARGS...: write-limit on the server cores; its JSON to NAME.json.
+run_limit() {
+  local name=$1
+  shift
+  log "write-limit $name: $*"
+  "${pin_server[@]}" "$limit_bin" --database-url "$(db_url)" --user-id "$user_id" "$@" \
+    >"$tmp/$name.json" 2>"$tmp/$name.log" || {
+    cat "$tmp/$name.log" >&2
+    die "write-limit $name failed"
+  }
+  log "  $name: $(jget "$tmp/$name.json" ops_per_sec) ops/s"
+}
+
+# scenario_write KIND ROUND: the service under KIND (refresh or logout), then
+# the limit on the same database and cores, alternating which goes first.
+scenario_write() {
+  local kind=$1 r=$2 lua=$1.lua
+  local url="http://127.0.0.1:$gh_port/api/v1/auth/$kind"
+  tokens_file=$tmp/tokens-$kind-r$r
+  local limit_args=("$kind" --concurrency "$write_conns" --seconds "$duration")
+  [[ $kind == logout ]] && limit_args+=(--logins "$logout_logins")
+  if ((r % 2 == 0)); then
+    run_limit "limit-$kind-r$r" "${limit_args[@]}"
+  fi
+  # Fresh live tokens for every run: refresh chains start from logins made
+  # through the API (two per connection: wrk asks for a connection's next
+  # request before it hands over the previous answer); logout spends
+  # logins made through the store, untimed.
+  if [[ $kind == refresh ]]; then
+    login_tokens $((2 * write_conns)) "$tokens_file"
+  else
+    "${pin_server[@]}" "$limit_bin" --database-url "$(db_url)" --user-id "$user_id" \
+      seed --count "$logout_logins" >"$tokens_file" 2>"$tmp/seed-$kind-r$r.log" \
+      || die "write-limit seed failed: $(cat "$tmp/seed-$kind-r$r.log")"
+  fi
+  log "wrk $kind (round $r): -c$write_conns, ${duration}s"
+  run_bg_wrk "gh-$kind-r$r" "$write_conns" "$wrk_threads" "$duration" "$lua" "$url"
+  finish_wrk "gh-$kind-r$r" "$wrk_pid"
+  if ((r % 2 == 1)); then
+    run_limit "limit-$kind-r$r" "${limit_args[@]}"
+  fi
+  tokens_file=
 }
 
 scenario_flood() {
@@ -515,7 +591,7 @@ compare() {
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 access_token=""
 
-if wants login || wants flood || wants me || wants health; then
+if wants login || wants flood || wants me || wants health || wants refresh || wants logout; then
   start_gatehouse
   if needs_account; then
     create_account
@@ -531,6 +607,11 @@ if wants login || wants flood || wants me || wants health; then
     stop_pid "$bl_pid"
     log "baseline-server stopped"
   fi
+  for kind in refresh logout; do
+    if wants "$kind"; then
+      for ((r = 1; r <= rounds; r++)); do scenario_write "$kind" "$r"; done
+    fi
+  done
   wants login && run_wrk gh-login "$login_conns" login.lua \
     "http://127.0.0.1:$gh_port/api/v1/auth/login"
   if wants flood; then
@@ -613,7 +694,7 @@ results=$tmp/results.md
   echo "| Argon2id | m=$argon2_memory KiB, t=$argon2_time, p=$argon2_parallelism, 32-byte hash, 16-byte salt; ARGON2_MAX_CONCURRENT: $max_conc_note |"
   echo "| database | $db_note |"
   echo "| runs | ${duration} s measured each, ${warmup} s warm-up before each; wrk --timeout $wrk_timeout; $rounds round(s) of flood, /users/me and /health (gatehouse and baseline back to back, alternating order), the median round decides |"
-  echo "| connections | login $login_conns; flood $flood_conns on /login + $probe_conns on /health; /users/me $me_conns; /health $health_conns |"
+  echo "| connections | login $login_conns; flood $flood_conns on /login + $probe_conns on /health; /users/me $me_conns; /health $health_conns; refresh and logout $write_conns (write-limit: as many tasks) |"
   echo
   echo "### Targets"
   echo
@@ -653,6 +734,30 @@ results=$tmp/results.md
     compared health
     echo "| i | \`GET /health\` throughput (informational: middleware cost; median of $rounds rounds, ratios $c_list) | $(fmt "$c_rps" %.0f) req/s | $(fmt "$c_base" %.0f) req/s, bare axum handler | $(fmt "$c_ratio" %.3f) | — | — |"
   fi
+  for kind in refresh logout; do
+    if wants "$kind"; then
+      rates=() ratios=() w_list="" w_bad=0 w_ex=0
+      for ((r = 1; r <= rounds; r++)); do
+        g=$(jget "$tmp/gh-$kind-r$r.json" ok_rps)
+        l=$(jget "$tmp/limit-$kind-r$r.json" ops_per_sec)
+        rates+=("$g")
+        ratios+=("$(calc "$l > 0 ? $g / $l : 0")")
+        w_list+="${w_list:+ / }$(fmt "$g" %.0f) vs $(fmt "$l" %.0f)"
+        w_bad=$((w_bad + $(jget "$tmp/gh-$kind-r$r.json" non2xx)))
+        [[ $kind == logout ]] && w_ex=$((w_ex + $(jget "$tmp/gh-$kind-r$r.json" exhausted)))
+      done
+      w_rate=$(median "${rates[@]}")
+      w_ratio=$(median "${ratios[@]}")
+      if [[ $kind == refresh ]]; then
+        if [[ -n ${BENCH_DATABASE_URL:-} ]]; then w_target=1500; else w_target=3000; fi
+        verdict "$w_rate >= $w_target" "$w_bad"
+        echo "| 4 | \`POST /api/v1/auth/refresh\`, each request spending a live token ($write_conns connections; median of $rounds rounds, service vs limit per round: $w_list) | $(fmt "$w_rate" %.0f) rotations/s | write-limit: the spend transaction through the store, no HTTP, no audit entry | $(fmt "$w_ratio" %.3f) | ≥ $w_target/s | $result |"
+      else
+        verdict "1" "$((w_bad + w_ex))"
+        echo "| 5 | \`POST /api/v1/auth/logout\`, each request ending a live login (informational; $write_conns connections; median of $rounds rounds, service vs limit per round: $w_list) | $(fmt "$w_rate" %.0f) logouts/s | write-limit: find + revoke through the store, no HTTP, no audit entry | $(fmt "$w_ratio" %.3f) | — | $result |"
+      fi
+    fi
+  done
   echo
   echo "### Raw numbers"
   echo
@@ -667,6 +772,11 @@ results=$tmp/results.md
   for ((r = 1; r <= rounds; r++)); do
     row "flood-login-r$r" gatehouse /api/v1/auth/login " (the flood)" "$flood_conns"
     row "flood-health-r$r" gatehouse /health " (probe during the flood)" "$probe_conns"
+  done
+  for kind in refresh logout; do
+    for ((r = 1; r <= rounds; r++)); do
+      row "gh-$kind-r$r" gatehouse "/api/v1/auth/$kind" "" "$write_conns"
+    done
   done
   for ((r = 1; r <= rounds; r++)); do
     row "gh-me-r$r" gatehouse /api/v1/users/me "" "$me_conns"

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::ports::{
-    NewRefreshToken, NewSession, RefreshLookup, Rotation, SessionInfo, SessionRepo, SessionState,
+    NewRefreshToken, NewSession, NextRefreshToken, RefreshLookup, SessionInfo, SessionRepo,
+    SessionState, Spent,
 };
 use uuid::Uuid;
 
@@ -99,44 +100,48 @@ impl SessionRepo for Database {
             .map_err(map_err)
     }
 
-    #[tracing::instrument(name = "sessions.rotate", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
-    async fn rotate(
+    #[tracing::instrument(name = "sessions.spend", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn spend(
         &self,
-        old: Uuid,
-        next: &NewRefreshToken,
+        digest: &str,
+        next: &NextRefreshToken,
         now: i64,
-    ) -> Result<Rotation, CoreError> {
-        // The conditional UPDATE is the arbiter between concurrent refreshes
-        // of one token (exactly one sees a row change) and between a refresh
-        // and the revocation of its login (a revoked login never rotates).
-        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL \
-                    AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL)";
-        let used = "SELECT used_at FROM refresh_tokens WHERE id = $1";
-        let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2";
+    ) -> Result<Option<Spent>, CoreError> {
+        // Three statements: the mark finds the token and its login too, the
+        // touch names the user. The mark's conditions are the whole check.
+        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
+                    AND used_at IS NULL AND expires_at > $1 \
+                    AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) \
+                    RETURNING session_id";
+        let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2 \
+                     RETURNING user_id, auth_time";
         let _turn = self.write_turn().await;
         on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
-            let marked = sqlx::query(mark).bind(now).bind(old).execute(&mut *tx).await?;
-            if marked.rows_affected() != 1 {
-                let used_at: Option<Option<i64>> =
-                    sqlx::query_scalar(used).bind(old).fetch_optional(&mut *tx).await?;
+            let marked: Option<Uuid> = sqlx::query_scalar(mark)
+                .bind(now)
+                .bind(digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(session_id) = marked else {
                 tx.rollback().await?;
-                return Ok(match used_at {
-                    Some(Some(_)) => Rotation::AlreadyUsed,
-                    _ => Rotation::SessionRevoked,
-                });
-            }
+                return Ok(None);
+            };
+            let (user_id, auth_time): (Uuid, Option<i64>) = sqlx::query_as(touch)
+                .bind(now)
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await?;
             sqlx::query(INSERT_TOKEN)
                 .bind(next.id)
-                .bind(next.session_id)
+                .bind(session_id)
                 .bind(&next.digest)
                 .bind(next.created_at)
                 .bind(next.expires_at)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(touch).bind(now).bind(next.session_id).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(Rotation::Rotated)
+            Ok(Some(Spent { session_id, user_id, auth_time }))
         }.await)
         .map_err(map_err)
     }

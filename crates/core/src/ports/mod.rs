@@ -226,14 +226,24 @@ pub struct RefreshLookup {
     pub auth_time: Option<i64>,
 }
 
+/// The next refresh token of a login, made before the login is known (the
+/// token it replaces names it).
+#[derive(Debug, Clone)]
+pub struct NextRefreshToken {
+    pub id: Uuid,
+    /// SHA-256 of the token; the token itself is never stored.
+    pub digest: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The login of a refresh token just spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rotation {
-    Rotated,
-    /// Another request exchanged the token first: treat as reuse.
-    AlreadyUsed,
-    /// The login was revoked before the exchange (checked in the same
-    /// transaction, so a racing revocation always wins).
-    SessionRevoked,
+pub struct Spent {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    /// When the user last proved a factor in this login (Unix ms).
+    pub auth_time: Option<i64>,
 }
 
 /// A login's stored state, which every request is checked against.
@@ -251,14 +261,19 @@ pub trait SessionRepo: Send + Sync + Debug {
     async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshLookup>, CoreError>;
     /// The login's stored state, if it exists.
     async fn state(&self, session_id: Uuid) -> Result<Option<SessionState>, CoreError>;
-    /// Marks `old` used and stores `next` in one transaction, only if `old`
-    /// was still unused.
-    async fn rotate(
+    /// Spends the refresh token with `digest` and stores `next` in its
+    /// login, in one transaction — only if the token is unused and
+    /// unexpired and its login live at `now`. The conditional update is the
+    /// arbiter between concurrent spends of one token (exactly one sees the
+    /// row change) and between a spend and a revocation of the login (a
+    /// revoked login never gains a token). `None` when refused: the caller
+    /// looks the token up to say why.
+    async fn spend(
         &self,
-        old: Uuid,
-        next: &NewRefreshToken,
+        digest: &str,
+        next: &NextRefreshToken,
         now: i64,
-    ) -> Result<Rotation, CoreError>;
+    ) -> Result<Option<Spent>, CoreError>;
     /// Records a new proof of a factor in a live login of `user_id`. False
     /// if the login is revoked, unknown or another user's.
     async fn set_auth_time(

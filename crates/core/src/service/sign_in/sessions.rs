@@ -12,7 +12,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::auth::refresh;
 use crate::auth::tokens::TokenType;
 use crate::clock::{from_unix_ms, unix_ms};
-use crate::ports::{RefreshLookup, Rotation};
+use crate::ports::{NextRefreshToken, RefreshLookup};
 use crate::service::logins::TokenPair;
 use crate::service::principal::Principal;
 
@@ -22,51 +22,45 @@ impl SignIn {
     pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> Result<TokenPair, CoreError> {
         let now = self.now();
         let logins = &self.deps.logins;
-        let lookup = logins
-            .sessions
-            .find_refresh(&refresh::digest(token))
-            .await?
-            .ok_or(CoreError::InvalidRefreshToken)?;
-        if lookup.used_at.is_some() {
-            return Err(self.reuse_detected(&lookup, meta, now).await);
-        }
-        if lookup.session_revoked_at.is_some() || lookup.expires_at <= unix_ms(now) {
-            return Err(CoreError::InvalidRefreshToken);
-        }
-        let user = match self.deps.directory.current(lookup.user_id).await? {
-            Some(u) if u.is_active => u,
-            _ => {
-                logins.revoke(lookup.session_id, now).await?;
-                return Err(CoreError::InvalidRefreshToken);
-            }
-        };
+        let digest = refresh::digest(token);
         let issued = refresh::generate()?;
-        let next = crate::ports::NewRefreshToken {
+        let next = NextRefreshToken {
             id: Uuid::now_v7(),
-            session_id: lookup.session_id,
             digest: issued.digest,
             created_at: unix_ms(now),
             expires_at: logins.refresh_expiry(now),
         };
-        match logins
-            .sessions
-            .rotate(lookup.token_id, &next, unix_ms(now))
-            .await?
-        {
-            Rotation::Rotated => {}
-            Rotation::AlreadyUsed => return Err(self.reuse_detected(&lookup, meta, now).await),
-            Rotation::SessionRevoked => return Err(CoreError::InvalidRefreshToken),
-        }
+        // One transaction spends the token if it may be spent; only a
+        // refusal looks further, to tell a copied token from a dead one.
+        let Some(spent) = logins.sessions.spend(&digest, &next, unix_ms(now)).await? else {
+            let lookup = logins
+                .sessions
+                .find_refresh(&digest)
+                .await?
+                .ok_or(CoreError::InvalidRefreshToken)?;
+            if lookup.used_at.is_some() {
+                return Err(self.reuse_detected(&lookup, meta, now).await);
+            }
+            return Err(CoreError::InvalidRefreshToken);
+        };
+        let user = match self.deps.directory.current(spent.user_id).await? {
+            Some(u) if u.is_active => u,
+            _ => {
+                // The token just stored dies with its login.
+                logins.revoke(spent.session_id, now).await?;
+                return Err(CoreError::InvalidRefreshToken);
+            }
+        };
         self.audit(
             AuditEvent::new(EventKind::TokenRefreshed, Outcome::Success, meta)
                 .actor(user.id)
                 .target(user.id)
-                .details(json!({"session_id": lookup.session_id})),
+                .details(json!({"session_id": spent.session_id})),
         )
         .await;
         // A refresh proves no factor: the login's own `auth_time` carries on.
-        let auth_time = lookup.auth_time.map(from_unix_ms);
-        logins.pair(&user, lookup.session_id, auth_time, issued.token, now)
+        let auth_time = spent.auth_time.map(from_unix_ms);
+        logins.pair(&user, spent.session_id, auth_time, issued.token, now)
     }
 
     async fn reuse_detected(
