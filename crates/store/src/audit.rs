@@ -253,22 +253,7 @@ impl AuditRepo for Database {
         Ok(drafts
             .iter()
             .zip(links)
-            .map(|(d, (seq, prev_hash, hash))| AuditEntry {
-                id: d.id,
-                seq,
-                at: d.at,
-                event: d.event.clone(),
-                outcome: d.outcome.clone(),
-                actor_id: d.actor_id,
-                target_id: d.target_id,
-                ip: d.ip.clone(),
-                user_agent: d.user_agent.clone(),
-                request_id: d.request_id.clone(),
-                details: d.details.clone(),
-                prev_hash,
-                hash,
-                scheme: HashScheme::HmacSha256.code(),
-            })
+            .map(|(d, (seq, prev_hash, hash))| d.entry(seq, prev_hash, hash))
             .collect())
     }
 

@@ -174,6 +174,29 @@ impl ChainKey {
     }
 }
 
+impl AuditDraft {
+    /// The entry this draft becomes at `seq`, linked to `prev_hash` and
+    /// sealed (HMAC-SHA-256) as `hash`.
+    pub fn entry(&self, seq: i64, prev_hash: String, hash: String) -> AuditEntry {
+        AuditEntry {
+            id: self.id,
+            seq,
+            at: self.at,
+            event: self.event.clone(),
+            outcome: self.outcome.clone(),
+            actor_id: self.actor_id,
+            target_id: self.target_id,
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            details: self.details.clone(),
+            prev_hash,
+            hash,
+            scheme: HashScheme::HmacSha256.code(),
+        }
+    }
+}
+
 impl AuditEntry {
     pub fn draft(&self) -> AuditDraft {
         AuditDraft {
@@ -341,22 +364,7 @@ mod tests {
     #[test]
     fn an_entry_is_intact_only_under_its_own_scheme_and_key() {
         let d = draft(3);
-        let mut entry = AuditEntry {
-            id: d.id,
-            seq: 7,
-            at: d.at,
-            event: d.event.clone(),
-            outcome: d.outcome.clone(),
-            actor_id: d.actor_id,
-            target_id: d.target_id,
-            ip: d.ip.clone(),
-            user_agent: d.user_agent.clone(),
-            request_id: d.request_id.clone(),
-            details: d.details.clone(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: key(1).seal(GENESIS_HASH, 7, &d),
-            scheme: HashScheme::HmacSha256.code(),
-        };
+        let mut entry = d.entry(7, GENESIS_HASH.into(), key(1).seal(GENESIS_HASH, 7, &d));
         assert!(entry.is_intact(&key(1)));
         assert!(!entry.is_intact(&key(2)));
         // Rewritten and re-hashed without the key: plain SHA-256 under the

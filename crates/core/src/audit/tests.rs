@@ -49,22 +49,8 @@ impl AuditRepo for MemoryRepo {
             (None, None) => (0, GENESIS_HASH.to_owned()),
         };
         let seq = prev_seq + 1;
-        let entry = AuditEntry {
-            id: d.id,
-            seq,
-            at: d.at,
-            event: d.event.clone(),
-            outcome: d.outcome.clone(),
-            actor_id: d.actor_id,
-            target_id: d.target_id,
-            ip: d.ip.clone(),
-            user_agent: d.user_agent.clone(),
-            request_id: d.request_id.clone(),
-            details: d.details.clone(),
-            hash: key.seal(&prev_hash, seq, d),
-            prev_hash,
-            scheme: HashScheme::HmacSha256.code(),
-        };
+        let hash = key.seal(&prev_hash, seq, d);
+        let entry = d.entry(seq, prev_hash, hash);
         rows.entries.push(entry.clone());
         Ok(entry)
     }
