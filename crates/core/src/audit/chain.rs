@@ -274,20 +274,13 @@ pub trait AuditRepo: Send + Sync + fmt::Debug {
     /// Appends under the store's write serialisation, sealed with `key`;
     /// returns the entry.
     async fn append(&self, draft: &AuditDraft, key: &ChainKey) -> Result<AuditEntry, CoreError>;
-    /// Appends `drafts` in order, as consecutive entries. Stores override
-    /// it to append them all or none, under one write lock and one commit
-    /// (group commit); this default appends them one by one.
+    /// Appends `drafts` in order, as consecutive entries, all or none:
+    /// under one write lock and one commit (group commit).
     async fn append_batch(
         &self,
         drafts: &[AuditDraft],
         key: &ChainKey,
-    ) -> Result<Vec<AuditEntry>, CoreError> {
-        let mut entries = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            entries.push(self.append(draft, key).await?);
-        }
-        Ok(entries)
-    }
+    ) -> Result<Vec<AuditEntry>, CoreError>;
     async fn page(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, CoreError>;
     /// Up to `limit` entries with `seq > after`, ascending.
     async fn chain_after(&self, after: i64, limit: u64) -> Result<Vec<AuditEntry>, CoreError>;

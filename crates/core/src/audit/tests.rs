@@ -55,6 +55,23 @@ impl AuditRepo for MemoryRepo {
         Ok(entry)
     }
 
+    async fn append_batch(
+        &self,
+        drafts: &[AuditDraft],
+        key: &ChainKey,
+    ) -> Result<Vec<AuditEntry>, CoreError> {
+        // A draft whose event is "refused" stands for one the store cannot
+        // take: the whole batch fails, as a transaction would.
+        if drafts.iter().any(|d| d.event == "refused") {
+            return Err(CoreError::internal("refused by the store"));
+        }
+        let mut entries = Vec::new();
+        for d in drafts {
+            entries.push(self.append(d, key).await?);
+        }
+        Ok(entries)
+    }
+
     async fn page(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
         let rows = self.rows();
         let limit = usize::try_from(q.limit).unwrap();
@@ -324,5 +341,31 @@ async fn concurrent_appends_share_commits_and_keep_one_chain() {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=200).collect::<Vec<i64>>());
     assert_eq!(trail.known_head().unwrap().seq, 200);
+    assert!(trail.verify(None).await.unwrap().valid);
+}
+
+/// On one thread the writer starts after all forty appends are queued, so
+/// they are one batch, with the refused entry inside it.
+#[tokio::test]
+async fn an_entry_the_store_refuses_fails_alone() {
+    let repo = Arc::new(MemoryRepo::default());
+    let trail = Arc::new(AuditTrail::new(repo.clone(), key(1)));
+    let tasks: Vec<_> = (1..=40)
+        .map(|i| {
+            let trail = Arc::clone(&trail);
+            tokio::spawn(async move {
+                let mut d = draft(i);
+                if i == 20 {
+                    d.event = "refused".into();
+                }
+                (i, trail.append(&d).await.is_ok())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, stored) = task.await.unwrap();
+        assert_eq!(stored, i != 20, "entry {i}");
+    }
+    assert_eq!(repo.rows().entries.len(), 39);
     assert!(trail.verify(None).await.unwrap().valid);
 }

@@ -60,6 +60,27 @@ struct QueueState {
 /// Most entries one transaction takes; the rest wait for the next.
 const MAX_BATCH: usize = 256;
 
+/// Should the writer stop other than by finding the queue empty (its task
+/// cancelled at shutdown, or a panic), the entries still queued are failed
+/// rather than left waiting, and the next append starts a new writer.
+struct WriterStopped<'a> {
+    queue: &'a Queue,
+    finished: bool,
+}
+
+impl Drop for WriterStopped<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut state = self.queue.lock();
+        state.writing = false;
+        for (_, waiter) in state.waiting.drain(..) {
+            let _ = waiter.send(Err("audit writer stopped".into()));
+        }
+    }
+}
+
 /// Writes the head to the log (target `gatehouse::security`).
 fn log_checkpoint(head: &ChainPoint, reason: &'static str) {
     tracing::info!(
@@ -136,29 +157,41 @@ impl AuditTrail {
     /// The writer: appends what is queued, batch after batch, until nothing
     /// is left.
     async fn write_queued(self: Arc<Self>) {
+        let mut stopped = WriterStopped {
+            queue: &self.queue,
+            finished: false,
+        };
         loop {
             let batch = {
                 let mut state = self.queue.lock();
                 if state.waiting.is_empty() {
                     state.writing = false;
+                    stopped.finished = true;
                     return;
                 }
                 let take = state.waiting.len().min(MAX_BATCH);
                 state.waiting.drain(..take).collect::<Vec<_>>()
             };
             let (drafts, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            match self.append_now(&drafts).await {
-                Ok(entries) => {
-                    for (entry, waiter) in entries.into_iter().zip(waiters) {
-                        let _ = waiter.send(Ok(entry));
+            let results = match self.append_now(&drafts).await {
+                Ok(entries) => entries.into_iter().map(Ok).collect(),
+                // One entry the store refuses must not take the others with
+                // it: each is tried on its own.
+                Err(_) if drafts.len() > 1 => {
+                    let mut results = Vec::with_capacity(drafts.len());
+                    for draft in &drafts {
+                        let one = self.append_now(std::slice::from_ref(draft)).await;
+                        results.push(one.and_then(|mut e| {
+                            e.pop()
+                                .ok_or_else(|| CoreError::internal("nothing appended"))
+                        }));
                     }
+                    results
                 }
-                Err(e) => {
-                    let why = e.to_string();
-                    for waiter in waiters {
-                        let _ = waiter.send(Err(why.clone()));
-                    }
-                }
+                Err(e) => vec![Err(e)],
+            };
+            for (result, waiter) in results.into_iter().zip(waiters) {
+                let _ = waiter.send(result.map_err(|e| e.to_string()));
             }
         }
     }
