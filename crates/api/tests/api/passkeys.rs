@@ -863,3 +863,45 @@ async fn an_allow_list_admits_only_attested_keys_of_the_listed_models() {
         ok(&sign_in(&open, &mut key).await, StatusCode::OK);
     }
 }
+
+/// With 2FA on, the second step offers a passkey only when one of the
+/// account's passkeys is of an allowed model.
+#[tokio::test]
+async fn the_second_step_offers_only_passkeys_the_allow_list_admits() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends() {
+        let open = TestApp::new(&backend).await;
+        let (token, _, _) = enrolled(&open, "jan").await;
+        let mut phone = Device::new();
+        add_passkey(&open, &token, &mut phone, "Phone").await;
+        let methods = |res: &TestResponse| ok(res, StatusCode::OK)["methods"].clone();
+        let login = open.login_raw("jan@example.com", PASSWORD).await;
+        assert_eq!(methods(&login), json!(["totp", "passkey"]), "{backend:?}");
+
+        let (mut key, root) = Device::security_key();
+        let settings = allow_list(&dir, &root, &softtoken::AAGUID.to_string());
+        let listed = TestApp::on(
+            open.db.share(),
+            config(&pairs(&settings)),
+            axum::Router::new(),
+        );
+        let login = listed.login_raw("jan@example.com", PASSWORD).await;
+        assert_eq!(methods(&login), json!(["totp"]), "{backend:?}");
+        let mfa_token = ok(&login, StatusCode::OK)["mfa_token"].clone();
+        listed
+            .post_json(
+                "/api/v1/auth/login/mfa/passkey/begin",
+                &json!({"mfa_token": mfa_token}).to_string(),
+            )
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+
+        // A key of the listed model brings the passkey back.
+        ok(
+            &register_with(&listed, &token, &mut key).await,
+            StatusCode::CREATED,
+        );
+        let login = listed.login_raw("jan@example.com", PASSWORD).await;
+        assert_eq!(methods(&login), json!(["totp", "passkey"]), "{backend:?}");
+    }
+}

@@ -306,6 +306,15 @@ impl Verifier {
         verified.map_err(|e| Refusal::Verification(e.to_string()))
     }
 
+    /// The passkeys of `records` that may still be used (all of them
+    /// without an allow-list).
+    pub fn usable(&self, records: Vec<PasskeyRecord>) -> Vec<PasskeyRecord> {
+        if self.models.is_none() {
+            return records;
+        }
+        records.into_iter().filter(|r| self.admitted(r)).collect()
+    }
+
     /// Whether `record` (already opened) may still be used: with an
     /// allow-list, its attestation must verify against the vendors' roots
     /// and name an allowed model — so passkeys registered before the list

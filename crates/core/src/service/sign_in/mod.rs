@@ -305,6 +305,9 @@ impl SignIn {
             now,
         )?;
         let passkeys = self.deps.passkeys.repo().passkeys_of(user.id).await?;
+        // Offered only when one may be used (an allow-list of models can
+        // rule out every passkey the account has).
+        let passkeys = self.deps.passkeys.usable(passkeys);
         Ok(LoginOutcome::MfaRequired {
             mfa_token: issued.token,
             expires_in: MFA_TOKEN_TTL.as_secs(),

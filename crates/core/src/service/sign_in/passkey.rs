@@ -129,6 +129,7 @@ impl SignIn {
     ) -> Result<Challenge<RequestChallengeResponse>, CoreError> {
         let (claims, record) = self.mfa_account(mfa_token).await?;
         let passkeys = self.deps.passkeys.repo().passkeys_of(record.id).await?;
+        let passkeys = self.deps.passkeys.usable(passkeys);
         if passkeys.is_empty() {
             return Err(CoreError::InvalidMfaCode);
         }
