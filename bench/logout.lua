@@ -6,28 +6,8 @@
 local path = "/api/v1/auth/logout"
 local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
 
-local threads = {}
-local counter = 0
-
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-  table.insert(threads, thread)
-end
-
-local tokens = {}
+dofile((os.getenv("BENCH_LUA_DIR") or "bench") .. "/tokens.lua")
 exhausted = 0
-
-function init(args)
-  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local i = 0
-  for line in io.lines(os.getenv("BENCH_TOKENS")) do
-    if i % n == id and #line > 0 then
-      table.insert(tokens, line)
-    end
-    i = i + 1
-  end
-end
 
 function request()
   local token = table.remove(tokens)

@@ -9,29 +9,8 @@
 local path = "/api/v1/auth/refresh"
 local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
 
-local threads = {}
-local counter = 0
-
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-  table.insert(threads, thread)
-end
-
-local tokens = {}
+dofile((os.getenv("BENCH_LUA_DIR") or "bench") .. "/tokens.lua")
 local spent = "spent-token"
-
-function init(args)
-  -- This thread's share of the file: lines id+1, id+1+n, ... (n threads).
-  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local i = 0
-  for line in io.lines(os.getenv("BENCH_TOKENS")) do
-    if i % n == id and #line > 0 then
-      table.insert(tokens, line)
-    end
-    i = i + 1
-  end
-end
 
 function request()
   local token = table.remove(tokens) or spent
