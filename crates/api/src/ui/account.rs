@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use gatehouse_core::clock::from_unix_ms;
 use http::{HeaderMap, StatusCode};
-use minijinja::context;
+use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -19,6 +19,7 @@ use super::page::{self, Page, Refusal, Shown};
 use super::session::SignedIn;
 use super::sign_in::{PlainForm, signed_out};
 use super::templates;
+use super::{api_keys, profile, two_factor};
 use crate::error::ApiError;
 use crate::extract::Meta;
 use crate::state::AppState;
@@ -26,11 +27,20 @@ use crate::state::AppState;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct AccountQuery {
-    notice: String,
+    pub notice: String,
 }
 
-fn notice(code: &str) -> Option<&'static str> {
+/// A fixed sentence per notice code, for every account page: the query
+/// never puts words on a page.
+pub(super) fn notice(code: &str) -> Option<&'static str> {
     match code {
+        "profile_saved" => Some("Your profile is saved."),
+        "email_change_requested" => Some(
+            "Check the new address: a link there confirms it. Until then your address stays as it is.",
+        ),
+        "mfa_enabled" => Some("Two-factor authentication is on."),
+        "mfa_disabled" => Some("Two-factor authentication is off."),
+        "api_key_revoked" => Some("The API key was revoked: it no longer works."),
         "session_revoked" => Some("The session was signed out."),
         "others_revoked" => Some("All your other sessions were signed out."),
         "passkey_added" => Some("The passkey was added. You can sign in with it now."),
@@ -45,7 +55,7 @@ fn notice(code: &str) -> Option<&'static str> {
 }
 
 /// A time as the page shows it (UTC, to the minute) and as `datetime`.
-fn shown(at: OffsetDateTime) -> (String, String) {
+pub(super) fn shown(at: OffsetDateTime) -> (String, String) {
     let human = at
         .format(format_description!(
             "[year]-[month]-[day] [hour]:[minute] UTC"
@@ -111,7 +121,7 @@ struct PasskeyRow {
     backed_up: bool,
 }
 
-/// What the account page shows besides the account: a notice, a refused
+/// What an account page shows besides its own part: a notice, a refused
 /// form's sentence, and the re-authentication form with why it is asked.
 #[derive(Debug, Default)]
 pub(super) struct Shows<'a> {
@@ -120,13 +130,125 @@ pub(super) struct Shows<'a> {
     pub reauth: Option<&'static str>,
 }
 
-/// The account page.
+/// One account page: its template, its path (where re-authentication
+/// comes back to) and what it shows of its own.
+#[derive(Debug)]
+pub(super) struct View {
+    pub template: &'static str,
+    pub path: &'static str,
+    pub own: Value,
+}
+
+/// The account pages a form may come back to after re-authentication:
+/// `raw` if it is one of them, else the account page. Never a path from
+/// elsewhere, so never an open redirect.
+pub(super) fn next_page(raw: &str) -> &'static str {
+    const PAGES: [&str; 5] = [
+        "/ui/account",
+        "/ui/account/profile",
+        "/ui/account/password",
+        "/ui/account/2fa",
+        "/ui/account/api-keys",
+    ];
+    PAGES
+        .into_iter()
+        .find(|p| *p == raw)
+        .unwrap_or("/ui/account")
+}
+
+/// The page at `path` (one of [`next_page`]'s), as stored now.
+pub(super) async fn view_of(
+    state: &AppState,
+    signed: &SignedIn,
+    path: &str,
+) -> Result<View, ApiError> {
+    match next_page(path) {
+        "/ui/account/profile" => Ok(profile::view(signed, None)),
+        "/ui/account/password" => Ok(profile::password_view()),
+        "/ui/account/2fa" => two_factor::view(state, signed, None).await,
+        "/ui/account/api-keys" => api_keys::view(state, signed, None).await,
+        _ => overview(state, signed).await,
+    }
+}
+
+/// Renders `view` in the frame every account page shares: the form
+/// token, the notice or the refused form's sentence, the
+/// re-authentication form (coming back to the page), and the account.
 pub(super) async fn render(
     state: &AppState,
     signed: &SignedIn,
     key: &FormKey,
     shows: &Shows<'_>,
+    view: View,
 ) -> Result<String, ApiError> {
+    let p = &signed.principal;
+    let has_passkeys = !state.passkeys().list(p).await?.is_empty();
+    let user = &p.user;
+    let (created, created_at) = shown(user.created_at);
+    let frame = context! {
+        csrf => key.token(Binding::login(p.session_id)),
+        notice => shows.notice,
+        error => shows.error,
+        reauth => shows.reauth,
+        next => view.path,
+        has_passkeys => has_passkeys,
+        user => context! {
+            username => &user.username,
+            email => &user.email,
+            email_verified => user.email_verified,
+            full_name => &user.full_name,
+            role => user.role.as_str(),
+            mfa_enabled => user.mfa_enabled,
+            created => created,
+            created_at => created_at,
+        },
+    };
+    templates::render(
+        page::product(state),
+        view.template,
+        context! { ..view.own, ..frame },
+    )
+}
+
+/// An account page as a `GET` shows it, with the notice `code` names.
+pub(super) async fn show_view(
+    state: &AppState,
+    signed: &SignedIn,
+    headers: &HeaderMap,
+    code: &str,
+    view: View,
+) -> Result<Page, ApiError> {
+    let key = FormKey::of(headers, state.http().secure_cookies)?;
+    let shows = Shows {
+        notice: notice(code),
+        ..Shows::default()
+    };
+    let html = render(state, signed, &key, &shows, view).await?;
+    Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
+}
+
+/// An account page again, with a refused form's sentence (and the
+/// re-authentication form when `reauth` says why it is needed).
+pub(super) async fn refused_view(
+    state: &AppState,
+    signed: &SignedIn,
+    headers: &HeaderMap,
+    refusal: Refusal,
+    reauth: Option<&'static str>,
+    view: View,
+) -> Result<Response, ApiError> {
+    let key = FormKey::of(headers, state.http().secure_cookies)?;
+    let shows = Shows {
+        notice: None,
+        error: Some(&refusal.shown),
+        reauth,
+    };
+    let html = render(state, signed, &key, &shows, view).await?;
+    Ok(refusal.page(html))
+}
+
+/// The account page itself: the profile, the passkeys and the logins.
+async fn overview(state: &AppState, signed: &SignedIn) -> Result<View, ApiError> {
     let p = &signed.principal;
     let mut sessions: Vec<SessionRow> = state
         .accounts()
@@ -172,35 +294,18 @@ pub(super) async fn render(
             }
         })
         .collect();
-    let user = &p.user;
-    let (created, created_at) = shown(user.created_at);
-    templates::render(
-        page::product(state),
-        "account.html",
-        context! {
-            csrf => key.token(Binding::login(p.session_id)),
-            notice => shows.notice,
-            error => shows.error,
-            reauth => shows.reauth,
-            user => context! {
-                username => &user.username,
-                email => &user.email,
-                email_verified => user.email_verified,
-                full_name => &user.full_name,
-                role => user.role.as_str(),
-                mfa_enabled => user.mfa_enabled,
-                created => created,
-                created_at => created_at,
-            },
+    Ok(View {
+        template: "account.html",
+        path: "/ui/account",
+        own: context! {
             sessions => sessions,
             others => others,
             passkeys => passkeys,
         },
-    )
+    })
 }
 
-/// The account page again, with a refused form's sentence (and the
-/// re-authentication form when `reauth` says why it is needed).
+/// The account page again, with a refused form's sentence.
 pub(super) async fn refused(
     state: &AppState,
     signed: &SignedIn,
@@ -208,14 +313,8 @@ pub(super) async fn refused(
     refusal: Refusal,
     reauth: Option<&'static str>,
 ) -> Result<Response, ApiError> {
-    let key = FormKey::of(headers, state.http().secure_cookies)?;
-    let shows = Shows {
-        notice: None,
-        error: Some(&refusal.shown),
-        reauth,
-    };
-    let html = render(state, signed, &key, &shows).await?;
-    Ok(refusal.page(html))
+    let view = overview(state, signed).await?;
+    refused_view(state, signed, headers, refusal, reauth, view).await
 }
 
 /// `GET /ui/account`.
@@ -225,13 +324,8 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<AccountQuery>,
 ) -> Result<Page, ApiError> {
-    let key = FormKey::of(&headers, state.http().secure_cookies)?;
-    let shows = Shows {
-        notice: notice(&q.notice),
-        ..Shows::default()
-    };
-    let html = render(&state, &signed, &key, &shows).await?;
-    Ok(Page::new(StatusCode::OK, html).cookie(key.cookie()))
+    let view = overview(&state, &signed).await?;
+    show_view(&state, &signed, &headers, &q.notice, view).await
 }
 
 /// `POST /ui/account/verify-email`: a new verification mail to the

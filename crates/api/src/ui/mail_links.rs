@@ -266,6 +266,20 @@ pub struct ResetForm {
     confirm_password: SecretString,
 }
 
+/// Why a new password typed twice is refused by the form itself (empty,
+/// or not the same twice); the policy is the use case's.
+pub(super) fn not_typed_twice(new: &SecretString, again: &SecretString) -> Option<Refusal> {
+    let new = new.expose_secret();
+    let why = if new.is_empty() {
+        "Enter the new password twice."
+    } else if new != again.expose_secret() {
+        "The two passwords do not match. Type the same new password in both fields."
+    } else {
+        return None;
+    };
+    Some(Refusal::status(StatusCode::UNPROCESSABLE_ENTITY, why))
+}
+
 /// `POST /ui/reset-password`: the password policy and the token are the
 /// use case's; a weak password leaves the token usable. Every login of the
 /// account ends, so the way on is to sign in.
@@ -277,17 +291,9 @@ pub async fn reset_submit(
 ) -> Result<Response, ApiError> {
     csrf::verify(&headers, Binding::SignedOut, &form.csrf)?;
     let key = FormKey::of(&headers, state.http().secure_cookies)?;
-    let new = form.new_password.expose_secret();
-    let outcome = if new.is_empty() {
-        Err(Refusal::status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Enter the new password twice.",
-        ))
-    } else if new != form.confirm_password.expose_secret() {
-        Err(Refusal::status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "The two passwords do not match. Type the same new password in both fields.",
-        ))
+    let outcome = if let Some(refusal) = not_typed_twice(&form.new_password, &form.confirm_password)
+    {
+        Err(refusal)
     } else {
         match proof(&form.token, &form.email, &form.code) {
             Ok(proof) => state

@@ -1,21 +1,25 @@
 //! The hosted pages under `/ui`: server-rendered HTML over the same use
 //! cases as the JSON API (sign in with the second step, sign up, sign out,
 //! passkeys, a forgotten password, the pages mails link to, the account
-//! with its passkeys and sessions). One module per flow; the browser session
+//! with its profile, password, two-factor setup, API keys, passkeys and
+//! sessions). One module per flow; the browser session
 //! (`session`), the form check (`csrf`) and the redirect rule (`return_to`)
 //! are shared by all of them.
 
 mod account;
+mod api_keys;
 mod assets;
 pub(crate) mod csrf;
 mod mail_links;
 mod page;
 mod passkeys;
+mod profile;
 pub(crate) mod return_to;
 pub(crate) mod session;
 mod sign_in;
 mod sign_up;
 mod templates;
+mod two_factor;
 
 use axum::Router;
 use axum::extract::Request;
@@ -44,6 +48,32 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/ui/account/verify-email",
             post(account::send_verification).layer(rate_limit::VERIFY_EMAIL),
         )
+        .route(
+            "/ui/account/profile",
+            get(profile::profile_form).post(profile::profile_submit),
+        )
+        // The current password is checked: limited like a login.
+        .route(
+            "/ui/account/password",
+            get(profile::password_form)
+                .merge(post(profile::password_submit).layer(rate_limit::LOGIN)),
+        )
+        .route("/ui/account/2fa", get(two_factor::show))
+        .route("/ui/account/2fa/setup", post(two_factor::setup))
+        .route(
+            "/ui/account/2fa/enable",
+            post(two_factor::enable).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/account/2fa/disable",
+            post(two_factor::disable).layer(rate_limit::LOGIN),
+        )
+        .route(
+            "/ui/account/api-keys",
+            get(api_keys::show).post(api_keys::create),
+        )
+        .route("/ui/account/api-keys/{id}/rotate", post(api_keys::rotate))
+        .route("/ui/account/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/ui/account/passkeys/begin", post(passkeys::add_begin))
         .route("/ui/account/passkeys/finish", post(passkeys::add_finish))
         .route("/ui/account/passkeys/{id}/rename", post(passkeys::rename))

@@ -298,6 +298,8 @@ pub async fn remove(
 #[serde(default)]
 pub struct ReauthForm {
     csrf: String,
+    /// The account page to come back to (one of `account::next_page`'s).
+    next: String,
     password: SecretString,
     code: String,
 }
@@ -338,7 +340,8 @@ pub async fn reauth(
             ));
         }
         let refusal = Refusal::status(StatusCode::UNPROCESSABLE_ENTITY, MISSING);
-        return account::refused(&state, &signed, &headers, refusal, Some(why)).await;
+        let view = account::view_of(&state, &signed, &form.next).await?;
+        return account::refused_view(&state, &signed, &headers, refusal, Some(why), view).await;
     };
     let outcome = match proof {
         Some(proof) => {
@@ -357,7 +360,8 @@ pub async fn reauth(
                 res.headers_mut().extend(cookie.map(|c| (SET_COOKIE, c)));
                 return Ok(res);
             }
-            Ok(page::see_other("/ui/account?notice=reauthenticated")
+            let next = account::next_page(&form.next);
+            Ok(page::see_other(&format!("{next}?notice=reauthenticated"))
                 .cookie(cookie)
                 .into_response())
         }
@@ -374,7 +378,8 @@ pub async fn reauth(
                 }
                 e => Refusal::new(e, false),
             };
-            account::refused(&state, &signed, &headers, refusal, Some(why)).await
+            let view = account::view_of(&state, &signed, &form.next).await?;
+            account::refused_view(&state, &signed, &headers, refusal, Some(why), view).await
         }
     }
 }

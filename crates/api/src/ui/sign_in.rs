@@ -35,6 +35,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "signed_out" => Some("You are signed out."),
         "session_ended" => Some("Your session has ended. Sign in again to go on."),
         "password_reset" => Some("Your password is set. Sign in with it."),
+        "password_changed" => Some(
+            "Your password is changed and every session was signed out. Sign in with the new one.",
+        ),
         _ => None,
     }
 }

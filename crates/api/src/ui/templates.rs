@@ -10,7 +10,7 @@ use minijinja::{Environment, Value, context};
 use super::assets;
 use crate::error::ApiError;
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 19] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -20,7 +20,15 @@ const TEMPLATES: [(&str, &str); 14] = [
     ),
     ("sign_up.html", include_str!("templates/sign_up.html")),
     ("signed_up.html", include_str!("templates/signed_up.html")),
+    (
+        "account_base.html",
+        include_str!("templates/account_base.html"),
+    ),
     ("account.html", include_str!("templates/account.html")),
+    ("profile.html", include_str!("templates/profile.html")),
+    ("password.html", include_str!("templates/password.html")),
+    ("two_factor.html", include_str!("templates/two_factor.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
     ("error.html", include_str!("templates/error.html")),
     ("message.html", include_str!("templates/message.html")),
     (
@@ -105,6 +113,16 @@ pub fn error(product: &str, status: StatusCode, detail: &str, reference: Option<
 mod tests {
     use super::*;
 
+    /// An account page's context: the frame every one of them has.
+    fn account(own: Value) -> Value {
+        context! {
+            csrf => "t", notice => "<x>", error => None::<()>, reauth => "why", next => "/ui/account",
+            has_passkeys => true,
+            user => context! { username => "<x>", email => "e", email_verified => false, full_name => "<x>", role => "user", mfa_enabled => true, created => "c", created_at => "c" },
+            ..own
+        }
+    }
+
     #[test]
     fn every_page_renders_and_escapes() {
         let error = context! { detail => "Nope <b>", fields => vec![context! { label => "Email", message => "is invalid" }] };
@@ -127,12 +145,33 @@ mod tests {
             ),
             (
                 "account.html",
-                context! {
-                    csrf => "t", notice => None::<&str>, error => None::<()>, others => 1, reauth => "why",
+                account(context! {
+                    others => 1,
                     passkeys => vec![context! { id => "p", name => "<x>", created => "c", created_at => "c", last_used => ("l", "l"), backed_up => true }],
-                    user => context! { username => "u", email => "e", email_verified => false, full_name => None::<&str>, role => "user", mfa_enabled => false, created => "c", created_at => "c" },
                     sessions => vec![context! { id => "i", device => "Chrome on Linux", ip => "127.0.0.1", created => "c", created_at => "c", last_used => "l", last_used_at => "l", current => true }],
-                },
+                }),
+            ),
+            (
+                "profile.html",
+                account(context! { form => context! { full_name => "<x>", email => "<x>" } }),
+            ),
+            ("password.html", account(context! {})),
+            (
+                "two_factor.html",
+                account(
+                    context! { setup => context! { qr => "data:,", secret => "<x>" }, backup_codes => None::<()> },
+                ),
+            ),
+            (
+                "two_factor.html",
+                account(context! { setup => None::<()>, backup_codes => vec!["<x>"] }),
+            ),
+            (
+                "api_keys.html",
+                account(context! {
+                    keys => vec![context! { id => "k", name => "<x>", prefix => "gh_", scopes => vec!["self:read"], created => ("c", "c"), expires => None::<()>, last_used => ("l", "l") }],
+                    scopes => vec!["self:read"], lifetimes => vec![30], fresh => context! { name => "<x>", key => "gh_k" },
+                }),
             ),
             (
                 "message.html",

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::harness::{Backend, PASSWORD, TestApp, TestResponse, backends};
 use crate::mfa;
 
+mod account_pages;
 mod mail_links;
 mod passkeys;
 

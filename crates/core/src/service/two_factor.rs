@@ -28,6 +28,17 @@ pub struct MfaSetup {
     pub qr_svg: String,
 }
 
+/// A secret as setup shows it: in base32, as an `otpauth://` URL and as
+/// its QR code.
+fn shown(principal: &Principal, secret: &[u8]) -> Result<MfaSetup, CoreError> {
+    let url = mfa::otpauth_url(&principal.user.username, secret);
+    Ok(MfaSetup {
+        qr_svg: mfa::qr_svg(&url)?,
+        secret: mfa::base32(secret).into(),
+        otpauth_url: url.into(),
+    })
+}
+
 /// The stored TOTP secret and backup codes, and the check of a code.
 #[derive(Debug, Clone)]
 pub struct SecondFactor {
@@ -144,12 +155,30 @@ impl TwoFactor {
         let b32 = mfa::base32(&secret);
         let enc = self.factor.kernel.cipher.encrypt("totp_secret", &b32)?;
         self.factor.mfa.set_pending(principal.id(), &enc).await?;
-        let url = mfa::otpauth_url(&principal.user.username, &secret);
-        Ok(MfaSetup {
-            qr_svg: mfa::qr_svg(&url)?,
-            secret: b32.into(),
-            otpauth_url: url.into(),
-        })
+        shown(principal, &secret)
+    }
+
+    /// The setup begun and not yet enabled, shown again with the same
+    /// secret (so a mistyped first code does not mean scanning anew);
+    /// `None` when there is none or 2FA is on.
+    pub async fn pending(&self, principal: &Principal) -> Result<Option<MfaSetup>, CoreError> {
+        Self::check(principal)?;
+        if principal.user.mfa_enabled {
+            return Ok(None);
+        }
+        let state = self
+            .factor
+            .mfa
+            .mfa_state(principal.id())
+            .await?
+            .unwrap_or_default();
+        match (state.secret_enc, state.pending_enc) {
+            (None, Some(pending)) => {
+                let secret = self.factor.totp_secret(&pending)?;
+                shown(principal, &secret).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Turns 2FA on with a first valid code; returns ten backup codes. Takes

@@ -1,10 +1,27 @@
-/* Gatehouse hosted pages: passkeys (WebAuthn) where the browser has them.
-   Every page works without this script; it adds the passkey buttons, the
+/* Gatehouse hosted pages: copy buttons, and passkeys (WebAuthn) where the
+   browser has them. Every page works without this script; it adds the
+   copy buttons beside a key or codes shown once, the passkey buttons, the
    browser's passkey autofill on the sign-in page, and adding a passkey on
    the account page. It talks only to this site's /ui endpoints, with the
    page's form token in X-CSRF-Token; the session stays in HttpOnly cookies
    it cannot read. */
 "use strict";
+// Copy buttons: the text of the element `data-copy` names, to the
+// clipboard; the status line after the button says how it went.
+document.querySelectorAll("button.copy[data-copy]").forEach((button) => {
+  const source = document.getElementById(button.dataset.copy);
+  const status = button.nextElementSibling;
+  if (!source || !navigator.clipboard) return;
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    const text = source.innerText.trim();
+    navigator.clipboard.writeText(text).then(
+      () => { if (status) status.textContent = "Copied."; },
+      () => { if (status) status.textContent = "Copying did not work: select the text and copy it."; },
+    );
+  });
+});
+
 (() => {
   const PKC = window.PublicKeyCredential;
   if (!PKC || !navigator.credentials) return;
@@ -195,7 +212,7 @@
     const then = onReauthenticated;
     onReauthenticated = null;
     if (then) then();
-    else window.location.assign("/ui/account?notice=reauthenticated");
+    else window.location.assign((reauth.dataset.next || "/ui/account") + "?notice=reauthenticated");
   };
 
   if (reauthForm) {
