@@ -291,13 +291,19 @@ fn log_startup_notes(settings: &Settings, vars: &env::Vars, dev_keys: Option<&Pa
     }
 }
 
-pub async fn connect(config: &RuntimeConfig) -> Result<Database, String> {
+/// The database of `config`; `background_checkpoints` for a process that
+/// runs the checkpoint task (`serve`), see [`PoolSettings`].
+pub async fn connect(
+    config: &RuntimeConfig,
+    background_checkpoints: bool,
+) -> Result<Database, String> {
     let db = &config.database;
     let settings = PoolSettings {
         max_connections: db.max_connections,
         min_connections: db.min_connections,
         acquire_timeout: db.acquire_timeout,
         idle_timeout: db.idle_timeout,
+        background_checkpoints,
     };
     Database::connect(db.url.expose_secret(), settings)
         .await
@@ -310,7 +316,7 @@ pub async fn connect(config: &RuntimeConfig) -> Result<Database, String> {
 pub async fn open_services(
     settings: &crate::settings::Settings,
 ) -> Result<(Database, gatehouse_api::Services), String> {
-    let db = connect(&settings.runtime).await?;
+    let db = connect(&settings.runtime, false).await?;
     if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
     }
@@ -319,7 +325,7 @@ pub async fn open_services(
 }
 
 async fn migrate(config: &RuntimeConfig) -> Result<(), String> {
-    let db = connect(config).await?;
+    let db = connect(config, false).await?;
     db.migrate().await.map_err(|e| error_chain(&e))?;
     tracing::info!(backend = db.backend(), "migrations applied");
     db.close().await;

@@ -18,7 +18,7 @@ use crate::settings::{RuntimeConfig, Settings};
 pub async fn run(settings: Settings) -> Result<(), String> {
     // Read first: a certificate that cannot be served stops startup at once.
     let tls = crate::https::load(&settings.http.tls)?;
-    let db = connect(&settings.runtime).await?;
+    let db = connect(&settings.runtime, true).await?;
     if settings.runtime.database.run_migrations {
         db.migrate().await.map_err(|e| error_chain(&e))?;
         tracing::info!(backend = db.backend(), "migrations applied");
@@ -52,6 +52,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let upkeep = spawn_metrics_upkeep(handle.clone(), db.clone());
+    let checkpoints = spawn_checkpoints(db.clone());
     let metrics_server = spawn_metrics(listeners.metrics, handle, stop_tx.subscribe());
     let redirect = listeners.redirect.map(|listener| {
         crate::https::serve_redirect(listener, allowed_hosts, addr, limits, stop_tx.subscribe())
@@ -78,9 +79,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing remaining connections"),
     }
     mail.stop().await;
-    for task in [Some(upkeep), Some(metrics_server), redirect, reload]
-        .into_iter()
-        .flatten()
+    for task in [
+        Some(upkeep),
+        Some(metrics_server),
+        redirect,
+        reload,
+        checkpoints,
+    ]
+    .into_iter()
+    .flatten()
     {
         task.abort();
     }
@@ -169,6 +176,43 @@ async fn bind(config: &RuntimeConfig) -> Result<Listeners, String> {
         redirect,
     })
 }
+
+/// SQLite's write-ahead log copied into the database several times a
+/// second, off the request path (see `PoolSettings::background_checkpoints`);
+/// at shutdown the pool's close checkpoints what is left.
+fn spawn_checkpoints(db: Database) -> Option<JoinHandle<()>> {
+    if !matches!(db, Database::Sqlite(_)) {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut warned = false;
+        loop {
+            every.tick().await;
+            match db.checkpoint().await {
+                // A long reader holds pages back: said once, not per tick.
+                Ok(Some((log, copied))) if log - copied > CHECKPOINT_BACKLOG => {
+                    if !warned {
+                        tracing::warn!(
+                            log,
+                            copied,
+                            "SQLite log is not being copied back: a reader holds it"
+                        );
+                    }
+                    warned = true;
+                }
+                Ok(_) => warned = false,
+                Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed"),
+            }
+        }
+    }))
+}
+
+/// How often the SQLite log is checkpointed.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Pages left in the log (4 KiB each) past which a checkpoint is lagging.
+const CHECKPOINT_BACKLOG: i64 = 100_000;
 
 /// Every few seconds: drains histogram samples (the recorder does not do it
 /// on its own) and samples the database pool.

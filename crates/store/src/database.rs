@@ -41,6 +41,11 @@ pub struct PoolSettings {
     pub min_connections: u32,
     pub acquire_timeout: Duration,
     pub idle_timeout: Duration,
+    /// SQLite: the write-ahead log is copied into the database only by
+    /// [`Database::checkpoint`], called from a background task, instead of
+    /// inside the commit that crosses 1,000 pages (which then waits for the
+    /// copy and its `fsync`). Whoever sets it must call `checkpoint`.
+    pub background_checkpoints: bool,
 }
 
 impl Default for PoolSettings {
@@ -50,6 +55,7 @@ impl Default for PoolSettings {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(600),
+            background_checkpoints: false,
         }
     }
 }
@@ -90,6 +96,11 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
+            let options = if settings.background_checkpoints {
+                options.pragma("wal_autocheckpoint", "0")
+            } else {
+                options
+            };
             if names_a_file_to_create(url) {
                 create_private(options.get_filename()).await?;
             }
@@ -131,6 +142,24 @@ impl Database {
         match self {
             Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
             Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// SQLite: copies what the write-ahead log holds into the database,
+    /// without waiting for any reader or writer (`PASSIVE`), so no request
+    /// pays for it; the log is then reused from its start. Returns the
+    /// pages the log holds and how many of them are now copied. `None` on
+    /// PostgreSQL, which checkpoints on its own.
+    pub async fn checkpoint(&self) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => {
+                let (_busy, log, copied): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(pool)
+                        .await?;
+                Ok(Some((log, copied)))
+            }
+            Self::Postgres(_) => Ok(None),
         }
     }
 
@@ -289,6 +318,48 @@ mod tests {
         for (url, creates) in cases {
             assert_eq!(names_a_file_to_create(url), creates, "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn with_background_checkpoints_commits_leave_the_log_to_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/c.db", dir.path().display());
+        let settings = PoolSettings {
+            background_checkpoints: true,
+            ..PoolSettings::default()
+        };
+        let db = Database::connect(&url, settings).await.unwrap();
+        let Database::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        sqlx::query("CREATE TABLE t (v BLOB)")
+            .execute(pool)
+            .await
+            .unwrap();
+        // Far past the 1,000 pages at which a commit would checkpoint.
+        for _ in 0..300 {
+            sqlx::query("INSERT INTO t VALUES (zeroblob(16384))")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        let (log, copied) = db.checkpoint().await.unwrap().unwrap();
+        assert!(
+            log > 1_000,
+            "no commit checkpointed: {log} pages in the log"
+        );
+        assert_eq!(
+            copied, log,
+            "a passive checkpoint with no reader copies all"
+        );
+        // Copied, the log is reused from its start by the next write.
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(pool)
+            .await
+            .unwrap();
+        let (log, _) = db.checkpoint().await.unwrap().unwrap();
+        assert!(log < 10, "{log}");
+        db.close().await;
     }
 
     #[tokio::test]
