@@ -1,10 +1,11 @@
 //! Passwords: the policy for new passwords, and Argon2id hashing that runs
 //! off the async runtime with bounded concurrency (OWASP ASVS 2.4).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -191,9 +192,7 @@ impl PasswordHasher {
                     return false;
                 };
                 // The stored string's own parameters are used to verify.
-                Argon2::default()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
+                verify_blocking(&parsed, password.expose_secret())
             })
             .await?;
         Ok(is_real && matched)
@@ -235,15 +234,82 @@ impl PasswordHasher {
     }
 }
 
+thread_local! {
+    /// This thread's Argon2 memory, kept from one hash to the next: a flood
+    /// reuses the same `max_concurrent × memory` pages instead of asking the
+    /// allocator for (and zeroing) a fresh block per hash, which it may keep
+    /// mapped after the free. Argon2 writes every block before reading it.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this much memory is kept between hashes (a stored hash made
+/// with more memory than this gets its own, freed after): 256 MiB.
+const KEPT_BLOCKS: usize = 256 * 1024;
+
+/// Argon2 of `password` and `salt` into `out`, in this thread's memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let need = params.block_count();
+    if need > KEPT_BLOCKS {
+        return argon2.hash_password_into(password, salt, out);
+    }
+    BLOCKS.with_borrow_mut(|blocks| {
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
+    })
+}
+
 fn hash_blocking(params: &Params, password: &str) -> Result<String, CoreError> {
+    let fail = |e: &dyn std::fmt::Display| CoreError::internal(format!("argon2: {e}"));
     let mut salt_bytes = [0u8; 16];
     getrandom::fill(&mut salt_bytes).map_err(|e| CoreError::internal(e.to_string()))?;
-    let salt =
-        SaltString::encode_b64(&salt_bytes).map_err(|e| CoreError::internal(e.to_string()))?;
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| CoreError::internal(format!("argon2: {e}")))
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| fail(&e))?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; 32];
+    argon2_into(&argon2, params, password.as_bytes(), &salt_bytes, &mut out)
+        .map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` hashes to `stored` under the string's own algorithm,
+/// version and parameters (the output compared in constant time).
+fn verify_blocking(stored: &PasswordHash<'_>, password: &str) -> bool {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    argon2_into(&argon2, &params, password.as_bytes(), salt, &mut out).is_ok()
+        && Output::new(&out).is_ok_and(|actual| actual == expected)
 }
 
 #[cfg(test)]
@@ -357,6 +423,52 @@ mod tests {
             peak.load(Ordering::SeqCst) <= bound,
             "never more than the bound at once"
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_crates_own_and_memory_is_reused() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+        let hasher = PasswordHasher::new(&small(256)).unwrap();
+        let pw = SecretString::from("S3cure-Passw0rd!");
+        // Ours, checked by the crate's own verifier.
+        let ours = hasher.hash(&pw).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"S3cure-Passw0rd!", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"S3cure-Passw0rd?", &parsed)
+                .is_err()
+        );
+        // The crate's, with other parameters and variants, checked by ours,
+        // one after another on the same threads (the memory is reused, larger
+        // and smaller than before).
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        for (algorithm, version, m, t, p) in [
+            (Algorithm::Argon2id, Version::V0x13, 512, 2, 2),
+            (Algorithm::Argon2id, Version::V0x13, 64, 1, 1),
+            (Algorithm::Argon2i, Version::V0x13, 128, 3, 1),
+            (Algorithm::Argon2d, Version::V0x10, 96, 1, 1),
+        ] {
+            let params = Params::new(m, t, p, Some(32)).unwrap();
+            let theirs = Argon2::new(algorithm, version, params)
+                .hash_password(b"S3cure-Passw0rd!", &salt)
+                .unwrap()
+                .to_string();
+            assert!(hasher.verify(&pw, Some(&theirs)).await.unwrap(), "{theirs}");
+            let wrong = SecretString::from("S3cure-Passw0rd?");
+            assert!(
+                !hasher.verify(&wrong, Some(&theirs)).await.unwrap(),
+                "{theirs}"
+            );
+        }
+        // A hash whose output was cut short does not match.
+        let cut = &ours[..ours.len() - 4];
+        assert!(!hasher.verify(&pw, Some(cut)).await.unwrap());
     }
 
     #[tokio::test]
