@@ -19,7 +19,7 @@ Options (each also settable through the environment variable shown):
   --warmup SECS        unmeasured warm-up before each run, 0 = none (BENCH_WARMUP, 2)
   --rounds N           rounds of the flood, me and health scenarios; the
                        median round decides                  (BENCH_ROUNDS, 3)
-  --scenarios LIST     comma list of login,flood,me,health,refresh,logout
+  --scenarios LIST     comma list of login,flood,me,health,refresh,logout,register
                                                              (BENCH_SCENARIOS, all)
   --output FILE        markdown file to write results into   (BENCH_OUTPUT, BENCHMARKS.md)
   --raw-dir DIR        keep raw wrk outputs and server logs  (BENCH_RAW_DIR, none)
@@ -35,8 +35,10 @@ Environment only:
   BENCH_ARGON2_MAX_CONCURRENT  ARGON2_MAX_CONCURRENT for the service (default: its own)
   BENCH_LOGIN_CONNECTIONS (16), BENCH_FLOOD_CONNECTIONS (64),
   BENCH_PROBE_CONNECTIONS (1), BENCH_ME_CONNECTIONS (32), BENCH_HEALTH_CONNECTIONS (32),
-  BENCH_WRITE_CONNECTIONS (16: refresh and logout)
+  BENCH_WRITE_CONNECTIONS (16: refresh, logout and register)
   BENCH_LOGOUT_LOGINS  live logins made before each logout run (default 60000)
+  register runs on a service of its own with Argon2id m=8 KiB, t=1, p=1, so
+  the write path, not the hash, is measured
   BENCH_WRK_TIMEOUT    wrk --timeout (default 30s: flooded logins queue behind hashing)
   BENCH_DATABASE_URL, BENCH_REDIS_URL  passed to the service as DATABASE_URL/REDIS_URL
                        (default: SQLite in a temporary DATA_DIR, no Redis)
@@ -50,7 +52,7 @@ bench_dir="$root/bench"
 duration=${BENCH_DURATION:-15}
 warmup=${BENCH_WARMUP:-2}
 rounds=${BENCH_ROUNDS:-3}
-scenarios=${BENCH_SCENARIOS:-login,flood,me,health,refresh,logout}
+scenarios=${BENCH_SCENARIOS:-login,flood,me,health,refresh,logout,register}
 output=${BENCH_OUTPUT:-$root/BENCHMARKS.md}
 raw_dir=${BENCH_RAW_DIR:-}
 build=${BENCH_BUILD:-1}
@@ -122,14 +124,16 @@ IFS=',' read -r -a scenario_list <<<"$scenarios"
 for s in "${scenario_list[@]}"; do
   s=${s// /}
   case $s in
-    login | flood | me | health | refresh | logout) want[$s]=1 ;;
+    login | flood | me | health | refresh | logout | register) want[$s]=1 ;;
     '') ;;
-    *) die "unknown scenario '$s' (known: login, flood, me, health, refresh, logout)" ;;
+    *) die "unknown scenario '$s' (known: login, flood, me, health, refresh, logout, register)" ;;
   esac
 done
 ((${#want[@]} > 0)) || die "no scenario selected"
 wants() { [[ -n ${want[$1]:-} ]]; }
 needs_account() { wants login || wants flood || wants me || wants refresh || wants logout; }
+# The Argon2id parameters of the register scenario's service.
+register_argon2=(8 1 1)
 
 # ------------------------------------------------------ process tracking ---
 
@@ -368,6 +372,7 @@ run_bg_wrk() {
   ((threads > conns)) && threads=$conns
   BENCH_LUA_DIR=$bench_dir BENCH_EMAIL=$bench_email BENCH_PASSWORD=$bench_password \
     BENCH_TOKEN=${access_token:-} BENCH_TOKENS=${tokens_file:-} BENCH_THREADS=$threads \
+    BENCH_NONCE=${bench_nonce:-} \
     "${pin_client[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout "$wrk_timeout" \
     --latency -s "$bench_dir/$lua" "$url" >"$tmp/wrk-$name.txt" 2>&1 &
   wrk_pid=$!
@@ -541,23 +546,46 @@ scenario_write() {
   tokens_file=
 }
 
+# scenario_register ROUND: new accounts through the service, then the
+# limit on the same database and cores, alternating which goes first.
+scenario_register() {
+  local r=$1 url="http://127.0.0.1:$gh_port/api/v1/auth/register"
+  local limit_args=(register --concurrency "$write_conns" --seconds "$duration")
+  ((r % 2 == 0)) && run_limit "limit-register-r$r" "${limit_args[@]}"
+  bench_nonce="$(date +%s)r$r"
+  log "wrk register (round $r): -c$write_conns, ${duration}s"
+  run_bg_wrk "gh-register-r$r" "$write_conns" "$wrk_threads" "$duration" register.lua "$url"
+  finish_wrk "gh-register-r$r" "$wrk_pid"
+  ((r % 2 == 1)) && run_limit "limit-register-r$r" "${limit_args[@]}"
+  bench_nonce=
+}
+
 scenario_flood() {
-  # scenario_flood ROUND: 64 connections flood /login while one connection
-  # probes /health; the probe runs strictly inside the flood (starts after
-  # the warm-up lead, ends before the flood does).
-  local r=$1
+  # scenario_flood ROUND MODE: 64 connections flood /login while one
+  # connection probes /health; the probe runs strictly inside the flood
+  # (starts after the warm-up lead, ends before the flood does). MODE
+  # `pinned`: wrk on its own cores; `unpinned`: wrk wherever the kernel puts
+  # it, the service's core included. The service's peak RSS is reset before
+  # (clear_refs 5) and read after (VmHWM), in KiB, into NAME-rss.
+  local r=$1 mode=$2 name=flood-$2
   local lead=$((warmup > 0 ? warmup : 1))
   local flood_secs=$((duration + 2 * lead))
-  log "wrk flood (round $r): -c$flood_conns on /login for ${flood_secs}s, -c$probe_conns on /health for ${duration}s"
-  run_bg_wrk "flood-login-r$r" "$flood_conns" "$wrk_threads" "$flood_secs" login.lua \
+  local saved_pin=("${pin_client[@]}")
+  [[ $mode == unpinned ]] && pin_client=()
+  echo 5 >"/proc/$gh_pid/clear_refs" 2>/dev/null || log "cannot reset the peak RSS (clear_refs): it covers the whole run"
+  log "wrk flood (round $r, $mode): -c$flood_conns on /login for ${flood_secs}s, -c$probe_conns on /health for ${duration}s"
+  run_bg_wrk "$name-login-r$r" "$flood_conns" "$wrk_threads" "$flood_secs" login.lua \
     "http://127.0.0.1:$gh_port/api/v1/auth/login"
   local flood_pid=$wrk_pid
   sleep "$lead"
-  run_bg_wrk "flood-health-r$r" "$probe_conns" 1 "$duration" health.lua \
+  run_bg_wrk "$name-health-r$r" "$probe_conns" 1 "$duration" health.lua \
     "http://127.0.0.1:$gh_port/health"
   local probe_pid=$wrk_pid
-  finish_wrk "flood-health-r$r" "$probe_pid"
-  finish_wrk "flood-login-r$r" "$flood_pid"
+  finish_wrk "$name-health-r$r" "$probe_pid"
+  finish_wrk "$name-login-r$r" "$flood_pid"
+  awk '/^VmHWM:/ { print $2 }' "/proc/$gh_pid/status" >"$tmp/$name-rss-r$r.txt"
+  log "  peak RSS during the flood: $(cat "$tmp/$name-rss-r$r.txt") KiB"
+  pin_client=("${saved_pin[@]}")
 }
 
 start_baseline() {
@@ -615,7 +643,10 @@ if wants login || wants flood || wants me || wants health || wants refresh || wa
   wants login && run_wrk gh-login "$login_conns" login.lua \
     "http://127.0.0.1:$gh_port/api/v1/auth/login"
   if wants flood; then
-    for ((r = 1; r <= rounds; r++)); do scenario_flood "$r"; done
+    for ((r = 1; r <= rounds; r++)); do
+      scenario_flood "$r" pinned
+      scenario_flood "$r" unpinned
+    done
   fi
   if ! kill -0 "$gh_pid" 2>/dev/null; then
     tail -n 20 "$tmp/gatehouse.log" >&2 || true
@@ -623,6 +654,22 @@ if wants login || wants flood || wants me || wants health || wants refresh || wa
   fi
   stop_pid "$gh_pid"
   log "gatehouse stopped"
+fi
+
+if wants register; then
+  # A service of its own, with the smallest Argon2id the configuration
+  # takes; the account create_account makes is write-limit's --user-id.
+  saved_argon2=("$argon2_memory" "$argon2_time" "$argon2_parallelism")
+  read -r argon2_memory argon2_time argon2_parallelism <<<"${register_argon2[*]}"
+  # The database may be the one the other scenarios used: an account of
+  # its own.
+  bench_username=benchregister bench_email=bench-register@example.com
+  start_gatehouse
+  create_account
+  for ((r = 1; r <= rounds; r++)); do scenario_register "$r"; done
+  stop_pid "$gh_pid"
+  log "gatehouse (register) stopped"
+  read -r argon2_memory argon2_time argon2_parallelism <<<"${saved_argon2[*]}"
 fi
 
 if wants login; then
@@ -694,7 +741,7 @@ results=$tmp/results.md
   echo "| Argon2id | m=$argon2_memory KiB, t=$argon2_time, p=$argon2_parallelism, 32-byte hash, 16-byte salt; ARGON2_MAX_CONCURRENT: $max_conc_note |"
   echo "| database | $db_note |"
   echo "| runs | ${duration} s measured each, ${warmup} s warm-up before each; wrk --timeout $wrk_timeout; $rounds round(s) of flood, /users/me and /health (gatehouse and baseline back to back, alternating order), the median round decides |"
-  echo "| connections | login $login_conns; flood $flood_conns on /login + $probe_conns on /health; /users/me $me_conns; /health $health_conns; refresh and logout $write_conns (write-limit: as many tasks) |"
+  echo "| connections | login $login_conns; flood $flood_conns on /login + $probe_conns on /health; /users/me $me_conns; /health $health_conns; refresh, logout and register $write_conns (write-limit: as many tasks) |"
   echo
   echo "### Targets"
   echo
@@ -711,15 +758,24 @@ results=$tmp/results.md
     echo "| 1 | login throughput | not run | | | ≥ 0.9 | |"
   fi
   if wants flood; then
-    p99s=() f_bad=0 f_to=0
-    for ((r = 1; r <= rounds; r++)); do
-      p99s+=("$(jget "$tmp/flood-health-r$r.json" lat_p99_us)")
-      f_bad=$((f_bad + $(jget "$tmp/flood-health-r$r.json" non2xx)))
-      f_to=$((f_to + $(jget "$tmp/flood-health-r$r.json" timeouts)))
+    # The bound on memory: every hash in flight at once, plus 48 MiB.
+    hashes=${argon2_max_concurrent:-$server_cores}
+    rss_bound=$((hashes * argon2_memory + 48 * 1024))
+    for mode in pinned unpinned; do
+      p99s=() rss=() f_bad=0 f_to=0
+      for ((r = 1; r <= rounds; r++)); do
+        p99s+=("$(jget "$tmp/flood-$mode-health-r$r.json" lat_p99_us)")
+        rss+=("$(cat "$tmp/flood-$mode-rss-r$r.txt")")
+        f_bad=$((f_bad + $(jget "$tmp/flood-$mode-health-r$r.json" non2xx)))
+        f_to=$((f_to + $(jget "$tmp/flood-$mode-health-r$r.json" timeouts)))
+      done
+      p99=$(median "${p99s[@]}")
+      verdict "$p99 < 5000 && $f_to == 0" "$f_bad"
+      echo "| 2 | \`GET /health\` p99 latency while $flood_conns connections flood \`/login\`, wrk $mode (median of $rounds rounds: $(list_ms "${p99s[@]}") ms) | $(ms "$p99") ms | — | — | < 5 ms | $result |"
+      peak=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1)
+      verdict "$peak <= $rss_bound" 0
+      echo "| 7 | service peak RSS during that flood, wrk $mode (each round: $(printf '%s KiB ' "${rss[@]}")) | $((peak / 1024)) MiB | $hashes hash(es) × $((argon2_memory / 1024)) MiB + 48 MiB | — | ≤ $((rss_bound / 1024)) MiB | $result |"
     done
-    p99=$(median "${p99s[@]}")
-    verdict "$p99 < 5000 && $f_to == 0" "$f_bad"
-    echo "| 2 | \`GET /health\` p99 latency while $flood_conns connections flood \`/login\` (median of $rounds rounds: $(list_ms "${p99s[@]}") ms) | $(ms "$p99") ms | — | — | < 5 ms | $result |"
   else
     echo "| 2 | \`/health\` p99 under a login flood | not run | | | < 5 ms | |"
   fi
@@ -734,7 +790,7 @@ results=$tmp/results.md
     compared health
     echo "| i | \`GET /health\` throughput (informational: middleware cost; median of $rounds rounds, ratios $c_list) | $(fmt "$c_rps" %.0f) req/s | $(fmt "$c_base" %.0f) req/s, bare axum handler | $(fmt "$c_ratio" %.3f) | — | — |"
   fi
-  for kind in refresh logout; do
+  for kind in refresh logout register; do
     if wants "$kind"; then
       rates=() ratios=() w_list="" w_bad=0 w_ex=0
       for ((r = 1; r <= rounds; r++)); do
@@ -752,6 +808,9 @@ results=$tmp/results.md
         if [[ -n ${BENCH_DATABASE_URL:-} ]]; then w_target=1500; else w_target=3000; fi
         verdict "$w_rate >= $w_target" "$w_bad"
         echo "| 4 | \`POST /api/v1/auth/refresh\`, each request spending a live token ($write_conns connections; median of $rounds rounds, service vs limit per round: $w_list) | $(fmt "$w_rate" %.0f) rotations/s | write-limit: the spend transaction through the store, no HTTP, no audit entry | $(fmt "$w_ratio" %.3f) | ≥ $w_target/s | $result |"
+      elif [[ $kind == register ]]; then
+        verdict "1" "$w_bad"
+        echo "| 6 | \`POST /api/v1/auth/register\`, each request a new account (informational; Argon2id m=${register_argon2[0]} KiB, t=${register_argon2[1]}, p=${register_argon2[2]} on a service of its own; $write_conns connections; median of $rounds rounds, service vs limit per round: $w_list) | $(fmt "$w_rate" %.0f) accounts/s | write-limit: the account, its token and mail in one transaction through the store, no hash, no HTTP, no audit entry | $(fmt "$w_ratio" %.3f) | — | $result |"
       else
         verdict "1" "$((w_bad + w_ex))"
         echo "| 5 | \`POST /api/v1/auth/logout\`, each request ending a live login (informational; $write_conns connections; median of $rounds rounds, service vs limit per round: $w_list) | $(fmt "$w_rate" %.0f) logouts/s | write-limit: find + revoke through the store, no HTTP, no audit entry | $(fmt "$w_ratio" %.3f) | — | $result |"
@@ -770,10 +829,12 @@ results=$tmp/results.md
   }
   row gh-login gatehouse /api/v1/auth/login "" "$login_conns"
   for ((r = 1; r <= rounds; r++)); do
-    row "flood-login-r$r" gatehouse /api/v1/auth/login " (the flood)" "$flood_conns"
-    row "flood-health-r$r" gatehouse /health " (probe during the flood)" "$probe_conns"
+    for mode in pinned unpinned; do
+      row "flood-$mode-login-r$r" gatehouse /api/v1/auth/login " (the flood, wrk $mode)" "$flood_conns"
+      row "flood-$mode-health-r$r" gatehouse /health " (probe during the flood, wrk $mode)" "$probe_conns"
+    done
   done
-  for kind in refresh logout; do
+  for kind in refresh logout register; do
     for ((r = 1; r <= rounds; r++)); do
       row "gh-$kind-r$r" gatehouse "/api/v1/auth/$kind" "" "$write_conns"
     done

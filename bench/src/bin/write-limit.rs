@@ -6,12 +6,17 @@
 //!
 //!   write-limit --database-url URL --user-id ID refresh --concurrency 16 --seconds 10
 //!   write-limit --database-url URL --user-id ID logout  --concurrency 16 --seconds 10
+//!   write-limit --database-url URL --user-id ID register --concurrency 16 --seconds 10
 //!   write-limit --database-url URL --user-id ID seed --count 50000 > tokens
 //!
 //! `refresh`: each task keeps one login and spends its refresh token over
 //! and over (the spend transaction of `POST /auth/refresh`). `logout`: logins are
 //! made first (untimed), then each is ended once (find + revoke, as
-//! `POST /auth/logout`); the run stops early if they run out. `seed`: live
+//! `POST /auth/logout`); the run stops early if they run out. `register`:
+//! each operation stores a new account with its verification token and
+//! mail in one transaction (the store call of `POST /auth/register`, with
+//! fields of the sizes the service writes, and no password hash computed).
+//! `seed`: live
 //! logins of the user for the service's logout scenario, one refresh token
 //! per line.
 
@@ -23,7 +28,10 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use gatehouse_core::auth::refresh;
 use gatehouse_core::clock::{Clock, SystemClock};
-use gatehouse_core::ports::{NewRefreshToken, NewSession, NextRefreshToken, SessionRepo};
+use gatehouse_core::ports::{
+    IssuedMail, MailTokenRecord, NewRefreshToken, NewSession, NewUser, NextRefreshToken,
+    OutboxMail, SessionRepo, TokenPurpose, UserRecord, UserRepo,
+};
 use gatehouse_store::{Database, PoolSettings};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -56,6 +64,12 @@ enum Command {
         /// Logins made before the timed part.
         #[arg(long, default_value_t = 60_000)]
         logins: usize,
+    },
+    Register {
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     Seed {
         #[arg(long)]
@@ -116,6 +130,73 @@ async fn logout(db: &Database, token: &str) -> Result<(), Failure> {
         .await?
         .ok_or("refresh token not found")?;
     db.revoke(lookup.session_id, now_ms()).await?;
+    Ok(())
+}
+
+/// `n` random bytes as hex: a stand-in of that size for a digest, a blind
+/// index or ciphertext.
+fn filler(n: usize) -> Result<String, Failure> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(hex::encode(bytes))
+}
+
+/// Stores one new account with its verification token and mail, as a
+/// registration does (sizes as the service writes them: an Argon2id PHC
+/// string, AES-GCM ciphertexts, HMAC blind indexes).
+async fn register(db: &Database, n: u64) -> Result<(), Failure> {
+    let now = now_ms();
+    let id = Uuid::now_v7();
+    let username = format!("limit_{}_{n}", filler(4)?);
+    let email_index = filler(32)?;
+    let record = UserRecord {
+        id,
+        username: username.clone(),
+        email_enc: filler(60)?,
+        full_name_enc: None,
+        password_hash: format!(
+            "$argon2id$v=19$m=65536,t=3,p=4${}${}",
+            filler(16)?,
+            filler(32)?
+        ),
+        role: "user".into(),
+        is_active: true,
+        email_verified: false,
+        mfa_enabled: false,
+        auth_version: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let token = MailTokenRecord {
+        id: Uuid::now_v7(),
+        user_id: Some(id),
+        purpose: TokenPurpose::VerifyEmail,
+        token_digest: filler(32)?,
+        code_digest: filler(32)?,
+        address_index: email_index.clone(),
+        bound_to: email_index.clone(),
+        new_email: None,
+        created_at: now,
+        expires_at: now + 86_400_000,
+        code_expires_at: now + 900_000,
+        used_at: None,
+    };
+    let mail = OutboxMail {
+        id: Uuid::now_v7(),
+        kind: "verify_email".into(),
+        payload_enc: filler(400)?,
+        created_at: now,
+    };
+    let user = NewUser {
+        record,
+        username_key: username,
+        email_index,
+        verification: Some(IssuedMail {
+            token,
+            mails: vec![mail],
+        }),
+    };
+    db.create(&user).await?;
     Ok(())
 }
 
@@ -234,6 +315,21 @@ async fn main() -> Result<(), Failure> {
             })
             .await?;
             report("logout", concurrency, ops, elapsed)
+        }
+        Command::Register {
+            concurrency,
+            seconds,
+        } => {
+            let made = Arc::new(AtomicU64::new(0));
+            let (ops, elapsed) = timed(concurrency, seconds, move |_| {
+                let (db, made) = (db.clone(), made.clone());
+                async move {
+                    register(&db, made.fetch_add(1, Ordering::Relaxed)).await?;
+                    Ok(true)
+                }
+            })
+            .await?;
+            report("register", concurrency, ops, elapsed)
         }
         Command::Seed { count } => {
             let tokens = logins(&db, user_id, count, 16).await?;
