@@ -8,6 +8,7 @@
     reason = "shared by test crates that each use part of it; test code fails loudly"
 )]
 
+pub mod browser;
 pub mod deployment;
 pub mod smtp;
 
