@@ -6,7 +6,9 @@
 //! passkey added on the account page with Chromium's virtual authenticator
 //! (the W3C WebAuthn WebDriver extension), the step-up asked for and given
 //! on the way, then used alone to sign in, through the browser's autofill
-//! and through the button, and in place of the code after the password.
+//! and through the button, and in place of the code after the password;
+//! a sign-in form stripped of its CSRF token refused in words; a
+//! `return_to` followed only to an origin of `UI_RETURN_ORIGINS`.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed; failed instead under
 //! `GATEHOUSE_REQUIRE_BROWSER=1`, as CI runs them.
@@ -25,8 +27,8 @@ use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 use support::browser::{
-    Cdp, Driver, arrive, browser, enable_2fa, fill, find, fits, on_localhost, see, shows, skip,
-    submit,
+    Cdp, Driver, arrive, browser, enable_2fa, fill, find, fits, on_localhost, path, see, shows,
+    skip, submit,
 };
 use support::deployment::{Backend, Deployment, PASSWORD};
 use support::smtp::{self, Sink, free_port};
@@ -361,4 +363,140 @@ async fn a_passkey_added_on_the_account_page_signs_in_alone_in_chromium() {
 
     c.close().await.unwrap();
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_posted_without_its_csrf_token_is_refused_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let (server, base) = on_localhost(&[]).await;
+    server.register("forged").await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+
+    // The right login and password, in a form stripped of its token.
+    c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    see(&c, "Sign in").await;
+    fill(&c, "login", "forged").await;
+    fill(&c, "password", PASSWORD).await;
+    let left = c
+        .execute(
+            "const form = document.querySelector(\"form[action='/ui/sign-in']\");
+             form.querySelector('input[name=csrf]').remove();
+             return form.querySelectorAll('input[name=csrf]').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, json!(0));
+    submit(&c, "/ui/sign-in").await;
+
+    // Refused with a page that says why, and what to do.
+    let refusal = shows(&c, "[role=alert]", "This form was not accepted").await;
+    assert!(
+        refusal.contains("reload the page and try again"),
+        "{refusal}"
+    );
+    assert_eq!(path(&c).await, "/ui/sign-in");
+    // Not signed in: no login cookie, and the account is closed.
+    assert!(c.get_named_cookie("ui_session").await.is_err());
+    c.goto(&format!("{base}/ui/account")).await.unwrap();
+    arrive(&c, "/ui/sign-in?return_to=%2Fui%2Faccount").await;
+    see(&c, "Sign in").await;
+
+    c.close().await.unwrap();
+    server.stop().await;
+}
+
+/// A stand-in for the application a sign-in returns to: every request is
+/// answered with one small page. Its origin, as `http://127.0.0.1:PORT`.
+async fn application() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "<!doctype html><title>App</title><h1>Back at the app</h1>";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    origin
+}
+
+#[tokio::test]
+async fn return_to_leaves_the_service_only_for_a_listed_origin_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let app = application().await;
+    let (server, base) = on_localhost(&[("UI_RETURN_ORIGINS", app.as_str())]).await;
+    server.register("traveller").await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+
+    // Another site is ignored: not carried by the form, not followed.
+    c.goto(&format!(
+        "{base}/ui/sign-in?return_to=https%3A%2F%2Fevil.example%2F"
+    ))
+    .await
+    .unwrap();
+    see(&c, "Sign in").await;
+    let carried = c
+        .find_all(Locator::Css("input[name=return_to]"))
+        .await
+        .unwrap();
+    assert!(carried.is_empty(), "the form carries no return_to");
+    fill(&c, "login", "traveller").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    arrive(&c, "/ui/account").await;
+    see(&c, "Your account").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.origin().ascii_serialization(), base);
+
+    // The listed origin is followed, path and query kept.
+    c.delete_all_cookies().await.unwrap();
+    let target = format!("{app}/after-sign-in?from=gatehouse");
+    let query = format!("?return_to={}", percent_encode(&target));
+    c.goto(&format!("{base}/ui/sign-in{query}")).await.unwrap();
+    see(&c, "Sign in").await;
+    fill(&c, "login", "traveller").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-in").await;
+    see(&c, "Back at the app").await;
+    assert_eq!(c.current_url().await.unwrap().as_str(), target);
+
+    c.close().await.unwrap();
+    server.stop().await;
+}
+
+/// `raw` with everything but letters and digits percent-encoded.
+fn percent_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
