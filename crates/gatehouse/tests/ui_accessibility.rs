@@ -101,6 +101,25 @@ const PAGES: &[Page] = &[
         false,
     ),
     page("account", "/ui/account", Access::SignedIn, true),
+    page(
+        "account-profile",
+        "/ui/account/profile",
+        Access::SignedIn,
+        false,
+    ),
+    page(
+        "account-password",
+        "/ui/account/password",
+        Access::SignedIn,
+        false,
+    ),
+    page("account-2fa", "/ui/account/2fa", Access::SignedIn, false),
+    page(
+        "account-api-keys",
+        "/ui/account/api-keys",
+        Access::SignedIn,
+        false,
+    ),
 ];
 
 /// The widths checked, each with the suffix of its screenshots.
