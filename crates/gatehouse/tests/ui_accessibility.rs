@@ -46,6 +46,9 @@ struct Page {
     path: &'static str,
     access: Access,
     shot: bool,
+    /// The form (by its action) the page is submitted through first, for
+    /// a state a page reaches only that way.
+    then_submit: Option<&'static str>,
 }
 
 const fn page(name: &'static str, path: &'static str, access: Access, shot: bool) -> Page {
@@ -54,6 +57,16 @@ const fn page(name: &'static str, path: &'static str, access: Access, shot: bool
         path,
         access,
         shot,
+        then_submit: None,
+    }
+}
+
+impl Page {
+    const fn then_submit(self, form_action: &'static str) -> Self {
+        Self {
+            then_submit: Some(form_action),
+            ..self
+        }
     }
 }
 
@@ -114,6 +127,14 @@ const PAGES: &[Page] = &[
         false,
     ),
     page("account-2fa", "/ui/account/2fa", Access::SignedIn, false),
+    // The key and its QR code, once set up is pressed.
+    page(
+        "account-2fa-setup",
+        "/ui/account/2fa",
+        Access::SignedIn,
+        false,
+    )
+    .then_submit("/ui/account/2fa/setup"),
     page(
         "account-api-keys",
         "/ui/account/api-keys",
@@ -239,6 +260,23 @@ async fn every_page_passes_axe_at_both_widths_in_chromium() {
                 let h1 = c.wait().at_most(std::time::Duration::from_secs(10));
                 let shown = h1.for_element(fantoccini::Locator::Css("h1")).await;
                 assert!(shown.is_ok(), "{}: no heading at {}", page.name, page.path);
+                if let Some(action) = page.then_submit {
+                    let before = c.find(fantoccini::Locator::Css("h1")).await.unwrap();
+                    support::browser::submit(&c, action).await;
+                    // The old page is gone once its heading is stale.
+                    for _ in 0..100 {
+                        if before.text().await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    let shown = c
+                        .wait()
+                        .at_most(std::time::Duration::from_secs(10))
+                        .for_element(fantoccini::Locator::Css("h1"))
+                        .await;
+                    assert!(shown.is_ok(), "{}: no heading after {action}", page.name);
+                }
             }
             let weight = weigh(&c, &server).await;
             let mut violations = Vec::new();
