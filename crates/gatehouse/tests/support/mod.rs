@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod deployment;
+pub mod pages;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};
