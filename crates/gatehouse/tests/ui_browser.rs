@@ -9,6 +9,8 @@
 //! and through the button, and in place of the code after the password;
 //! a sign-in form stripped of its CSRF token refused in words; a
 //! `return_to` followed only to an origin of `UI_RETURN_ORIGINS`.
+//! Also: sign up → the verification mail → the address confirmed → 2FA
+//! turned on from the account's page → signed out → signed in with a code.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed; failed instead under
 //! `GATEHOUSE_REQUIRE_BROWSER=1`, as CI runs them.
@@ -28,7 +30,7 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 use support::browser::{
     Cdp, Driver, arrive, browser, enable_2fa, fill, find, fits, on_localhost, path, see, shows,
-    skip, submit,
+    sign_in, skip, submit,
 };
 use support::deployment::{Backend, Deployment, PASSWORD};
 use support::smtp::{self, Sink, free_port};
@@ -499,4 +501,100 @@ fn percent_encode(raw: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The TOTP code for `key` (base32, as the page shows it, spaces and all)
+/// at `offset` seconds from now.
+fn code_for(key: &str, offset: u64) -> String {
+    let key: String = key.split_whitespace().collect();
+    let secret = totp_rs::Secret::try_from_base32(&key)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let now = std::time::UNIX_EPOCH.elapsed().unwrap().as_secs();
+    gatehouse_core::auth::mfa::code_at(&secret, now + offset).unwrap()
+}
+
+#[tokio::test]
+async fn sign_up_verify_turn_on_2fa_and_sign_in_with_a_code_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    if !smtp::available() {
+        skip("the mail half of this browser test needs python3 with aiosmtpd");
+        return;
+    }
+    let sink = Sink::start(free_port(), None);
+    let smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
+    let (server, base) = on_localhost(&[
+        ("SMTP_URL", smtp_url.as_str()),
+        ("MAIL_FROM", "Gatehouse <no-reply@example.com>"),
+        // Signing in takes a confirmed address.
+        ("REQUIRE_VERIFIED_EMAIL", "true"),
+    ])
+    .await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = driver.session(&chromium, profile.path()).await;
+
+    // Sign up; the mail the SMTP server received links to the page that
+    // confirms the address.
+    c.goto(&format!("{base}/ui/sign-up")).await.unwrap();
+    fill(&c, "username", "two_step").await;
+    fill(&c, "email", "two_step@example.com").await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c, "/ui/sign-up").await;
+    see(&c, "Check your mail").await;
+    let mails = sink
+        .wait_for("two_step@example.com", 1, Duration::from_secs(20))
+        .await;
+    let token = mails
+        .iter()
+        .find_map(|m| m.token())
+        .unwrap_or_else(|| panic!("a verification link: {mails:?}"));
+    let link = format!("{base}/ui/verify-email?token={token}");
+    assert!(mails.iter().any(|m| m.text.contains(&link)), "{mails:?}");
+    c.goto(&link).await.unwrap();
+    see(&c, "Confirm your email address").await;
+    fits(&c).await;
+    submit(&c, "/ui/verify-email").await;
+    see(&c, "your email address is confirmed").await;
+
+    // Signed in, 2FA is set up from the account's page with the key the
+    // page shows (the test is the authenticator app).
+    sign_in(&c, &base, "two_step", PASSWORD).await;
+    arrive(&c, "/ui/account").await;
+    c.goto(&format!("{base}/ui/account/2fa")).await.unwrap();
+    submit(&c, "/ui/account/2fa/setup").await;
+    arrive(&c, "/ui/account/2fa").await;
+    fits(&c).await;
+    let key = find(&c, "#totp-secret").await.text().await.unwrap();
+    let qr = find(&c, "#totp-qr").await;
+    assert!(qr.attr("alt").await.unwrap().is_some_and(|a| !a.is_empty()));
+    fill(&c, "code", &code_for(&key, 0)).await;
+    submit(&c, "/ui/account/2fa/enable").await;
+    see(&c, "Your backup codes").await;
+    let codes = c
+        .find_all(Locator::Css("#backup-codes li"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(codes, 10);
+
+    // Signed out, the password alone is not enough: the code is asked for
+    // (the next time step's: the one that turned 2FA on is spent).
+    submit(&c, "/ui/sign-out").await;
+    arrive(&c, "/ui/sign-in?notice=signed_out").await;
+    sign_in(&c, &base, "two_step", PASSWORD).await;
+    see(&c, "Two-factor code").await;
+    fill(&c, "code", "000000").await;
+    submit(&c, "/ui/sign-in/code").await;
+    shows(&c, "[role=alert]", "Invalid or expired two-factor code").await;
+    fill(&c, "code", &code_for(&key, 30)).await;
+    submit(&c, "/ui/sign-in/code").await;
+    arrive(&c, "/ui/account").await;
+    let profile = find(&c, "dl").await.text().await.unwrap();
+    assert!(profile.contains("on"), "{profile}");
+    c.close().await.unwrap();
+    server.stop().await;
 }

@@ -25,9 +25,10 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::HeaderValue;
 
+use crate::error::ApiError;
 use crate::middleware::rate_limit;
 use crate::state::AppState;
 
@@ -147,6 +148,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
                 .merge(post(mail_links::verify_submit).layer(rate_limit::LOGIN)),
         )
         .merge(signed_in)
+        // Any other path under /ui: the error page, in words.
+        .route("/ui/{*rest}", any(not_found))
         // Pages are limited like the API; the assets below are not (they
         // are cached for a year).
         .layer(rate_limit::GLOBAL);
@@ -162,6 +165,11 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 /// `/ui`: the account, which sends a signed-out browser to sign in.
 async fn index() -> Response {
     page::see_other("/ui/account").into_response()
+}
+
+/// A path under `/ui` that is no page: 404, shown as the error page.
+async fn not_found() -> ApiError {
+    ApiError::from(gatehouse_core::CoreError::NotFound)
 }
 
 /// The pages' own policy: only our stylesheet and scripts, no inline code

@@ -297,6 +297,12 @@ async fn ui_disabled_means_no_pages() {
     }
     let enabled = TestApp::new(&Backend::Sqlite).await;
     assert_eq!(enabled.get("/ui/sign-in").await.status, StatusCode::OK);
+    // A path under /ui that is no page: the error page, in words.
+    let res = enabled.get("/ui/no-such-page/x").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(html(&res).contains("Page not found"), "{}", html(&res));
+    assert!(res.header("content-security-policy").is_some());
 }
 
 #[tokio::test]

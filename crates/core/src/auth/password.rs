@@ -82,6 +82,7 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("gatehouse-hash-{i}"))
                 .spawn(move || {
+                    KEEPS_MEMORY.set(true);
                     if let Err(e) = thread_priority::set_thread_priority_and_policy(
                         thread_priority::thread_native_id(),
                         thread_priority::ThreadPriority::Min,
@@ -235,11 +236,14 @@ impl PasswordHasher {
 }
 
 thread_local! {
-    /// This thread's Argon2 memory, kept from one hash to the next: a flood
-    /// reuses the same `max_concurrent × memory` pages instead of asking the
-    /// allocator for (and zeroing) a fresh block per hash, which it may keep
-    /// mapped after the free. Argon2 writes every block before reading it.
+    /// A hashing thread's Argon2 memory, kept from one hash to the next: a
+    /// flood reuses the same `max_concurrent × memory` pages instead of
+    /// mapping, faulting in and zeroing a fresh block per hash. Argon2
+    /// writes every block before reading it.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// Set on the hashing threads only: any other thread (the one that
+    /// makes the dummy hash at start-up) gives its memory back.
+    static KEEPS_MEMORY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// At most this much memory is kept between hashes (a stored hash made
@@ -255,7 +259,7 @@ fn argon2_into(
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
     let need = params.block_count();
-    if need > KEPT_BLOCKS {
+    if need > KEPT_BLOCKS || !KEEPS_MEMORY.get() {
         return argon2.hash_password_into(password, salt, out);
     }
     BLOCKS.with_borrow_mut(|blocks| {
