@@ -558,7 +558,7 @@ async fn sign_up_verify_turn_on_2fa_and_sign_in_with_a_code_in_chromium() {
     see(&c, "Confirm your email address").await;
     fits(&c).await;
     submit(&c, "/ui/verify-email").await;
-    see(&c, "your email address is confirmed").await;
+    see(&c, "Email address verified").await;
 
     // Signed in, 2FA is set up from the account's page with the key the
     // page shows (the test is the authenticator app).
@@ -573,7 +573,7 @@ async fn sign_up_verify_turn_on_2fa_and_sign_in_with_a_code_in_chromium() {
     assert!(qr.attr("alt").await.unwrap().is_some_and(|a| !a.is_empty()));
     fill(&c, "code", &code_for(&key, 0)).await;
     submit(&c, "/ui/account/2fa/enable").await;
-    see(&c, "Your backup codes").await;
+    shows(&c, "#codes-h", "Your backup codes").await;
     let codes = c
         .find_all(Locator::Css("#backup-codes li"))
         .await
