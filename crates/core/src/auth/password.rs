@@ -82,7 +82,6 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("gatehouse-hash-{i}"))
                 .spawn(move || {
-                    KEEPS_MEMORY.set(true);
                     if let Err(e) = thread_priority::set_thread_priority_and_policy(
                         thread_priority::thread_native_id(),
                         thread_priority::ThreadPriority::Min,
@@ -108,6 +107,23 @@ impl HashPool {
                 .map_err(|e| CoreError::internal(format!("hashing thread: {e}")))?;
         }
         Ok(Self { jobs: tx })
+    }
+
+    /// Runs `work` on a hashing thread and waits for it, blocking (at
+    /// start-up, before any request).
+    fn run_now<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| CoreError::internal("hashing pool stopped"))?;
+        rx.recv()
+            .map_err(|_| CoreError::internal("hashing job was dropped"))
     }
 
     /// Runs `work` on a hashing thread. The job owns `permit` and returns
@@ -157,11 +173,16 @@ impl PasswordHasher {
             Some(32),
         )
         .map_err(|e| CoreError::internal(format!("argon2 parameters: {e}")))?;
-        let dummy_hash = hash_blocking(&params, "dummy-password-for-timing")?;
+        let pool = HashPool::start(config.max_concurrent)?;
+        // Made on a hashing thread like every hash, in the memory it keeps.
+        let dummy_hash = {
+            let params = params.clone();
+            pool.run_now(move || hash_blocking(&params, "dummy-password-for-timing"))??
+        };
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
-            pool: Arc::new(HashPool::start(config.max_concurrent)?),
+            pool: Arc::new(pool),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -239,11 +260,8 @@ thread_local! {
     /// A hashing thread's Argon2 memory, kept from one hash to the next: a
     /// flood reuses the same `max_concurrent × memory` pages instead of
     /// mapping, faulting in and zeroing a fresh block per hash. Argon2
-    /// writes every block before reading it.
+    /// writes every block before reading it. Only the hashing threads hash.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-    /// Set on the hashing threads only: any other thread (the one that
-    /// makes the dummy hash at start-up) gives its memory back.
-    static KEEPS_MEMORY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// At most this much memory is kept between hashes (a stored hash made
@@ -259,7 +277,7 @@ fn argon2_into(
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
     let need = params.block_count();
-    if need > KEPT_BLOCKS || !KEEPS_MEMORY.get() {
+    if need > KEPT_BLOCKS {
         return argon2.hash_password_into(password, salt, out);
     }
     BLOCKS.with_borrow_mut(|blocks| {
