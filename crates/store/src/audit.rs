@@ -331,4 +331,20 @@ impl AuditRepo for Database {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(map_err)
     }
+
+    #[tracing::instrument(name = "audit.count_per_hour", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn count_per_hour(&self, event: &str, since: i64) -> Result<Vec<(i64, u64)>, CoreError> {
+        // Integer division on both backends (`at` and the bound are
+        // BIGINT/INTEGER milliseconds); the index on `(event, at)` bounds the
+        // scan.
+        let sql = "SELECT (at - $2) / 3600000 AS bucket, COUNT(*) AS n FROM audit_log \
+                   WHERE event = $1 AND at >= $2 GROUP BY bucket ORDER BY bucket";
+        on_pool!(self, pool => sqlx::query_as::<_, (i64, i64)>(sql).bind(event).bind(since).fetch_all(pool).await)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(hour, n)| (hour, u64::try_from(n).unwrap_or(0)))
+                    .collect()
+            })
+            .map_err(map_err)
+    }
 }

@@ -210,4 +210,17 @@ impl SessionRepo for Database {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(map_err)
     }
+
+    #[tracing::instrument(name = "sessions.count_active_by_role", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
+    async fn count_active_by_role(&self, now: i64) -> Result<Vec<(String, u64)>, CoreError> {
+        let sql = "SELECT u.role, COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id \
+                   WHERE s.revoked_at IS NULL AND s.expires_at > $1 GROUP BY u.role ORDER BY u.role";
+        on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(sql).bind(now).fetch_all(pool).await)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(role, n)| (role, u64::try_from(n).unwrap_or(0)))
+                    .collect()
+            })
+            .map_err(map_err)
+    }
 }

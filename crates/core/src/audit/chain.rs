@@ -294,6 +294,10 @@ pub trait AuditRepo: Send + Sync + fmt::Debug {
     /// were deleted.
     async fn prune_before(&self, cutoff: i64, key: &ChainKey) -> Result<u64, CoreError>;
     async fn count_since(&self, event: &str, since: i64) -> Result<u64, CoreError>;
+    /// Entries of `event` at or after `since` (ms), counted per hour since
+    /// then: `(hour, count)` with hour 0 starting at `since`, ascending,
+    /// hours without entries left out.
+    async fn count_per_hour(&self, event: &str, since: i64) -> Result<Vec<(i64, u64)>, CoreError>;
 }
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ impl AuditRepo for MemoryRepo {
     async fn count_since(&self, _: &str, _: i64) -> Result<u64, CoreError> {
         Ok(0)
     }
+
+    async fn count_per_hour(&self, _: &str, _: i64) -> Result<Vec<(i64, u64)>, CoreError> {
+        Ok(Vec::new())
+    }
 }
 
 fn key(byte: u8) -> ChainKey {

@@ -290,6 +290,9 @@ pub trait SessionRepo: Send + Sync + Debug {
     async fn list_active(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, CoreError>;
     /// Live sessions of all users.
     async fn count_active(&self, now: i64) -> Result<u64, CoreError>;
+    /// Live sessions of all users, counted by their user's role (roles
+    /// without any left out).
+    async fn count_active_by_role(&self, now: i64) -> Result<Vec<(String, u64)>, CoreError>;
     /// The owner of a session, if it exists.
     async fn owner(&self, session_id: Uuid) -> Result<Option<Uuid>, CoreError>;
 }

@@ -117,7 +117,7 @@ fn scopes_within(
     out
 }
 
-fn view(r: &ApiKeyRecord) -> ApiKeyView {
+pub(super) fn view(r: &ApiKeyRecord) -> ApiKeyView {
     ApiKeyView {
         id: r.id,
         name: r.name.clone(),

@@ -32,6 +32,7 @@ pub mod passkeys;
 pub mod principal;
 pub mod sign_in;
 pub mod two_factor;
+pub mod user_access;
 pub mod user_admin;
 
 use std::sync::Arc;
@@ -50,11 +51,15 @@ pub use mail::{
     Confirmed, DeliveryReport, EmailChanges, EmailVerification, MailDelivery, PasswordReset,
     Postman, Proof,
 };
-pub use operations::{AdminStats, Operations, OperationsDeps, RotationReport};
+pub use operations::{
+    ACTIVITY_HOURS, Activity, AdminStats, HourCounts, Operations, OperationsDeps, RoleCounts,
+    RotationReport,
+};
 pub use passkeys::{PasskeyView, Passkeys, Verifier};
 pub use principal::Principal;
 pub use sign_in::{LoginId, LoginOutcome, ReauthProof, SignIn, SignInDeps};
 pub use two_factor::{MfaSetup, SecondFactor, TwoFactor};
+pub use user_access::UserAccess;
 pub use user_admin::{
     AdminPatch, ListQuery, NewAccount, PageRequest, UserAdmin, UserAdminDeps, UserPage,
 };
@@ -103,6 +108,7 @@ pub struct UseCases {
     pub sign_in: Arc<SignIn>,
     pub accounts: Arc<Accounts>,
     pub user_admin: Arc<UserAdmin>,
+    pub user_access: Arc<UserAccess>,
     pub api_keys: Arc<ApiKeys>,
     pub two_factor: Arc<TwoFactor>,
     pub operations: Arc<Operations>,
@@ -222,6 +228,11 @@ impl UseCases {
                 files: a.files.clone(),
                 blobs: a.blobs.clone(),
             })),
+            user_access: Arc::new(UserAccess::new(
+                s.directory.clone(),
+                s.logins.clone(),
+                a.api_keys.clone(),
+            )),
             api_keys: Arc::new(ApiKeys::new(
                 a.api_keys,
                 s.directory.clone(),

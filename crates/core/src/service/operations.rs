@@ -54,6 +54,61 @@ pub struct LoginCounts {
     pub failed: u64,
 }
 
+/// The dashboard's hourly series over the last [`ACTIVITY_HOURS`] hours,
+/// and the live sessions by role.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Activity {
+    /// Oldest first; the last is the hour now under way.
+    pub hours: Vec<HourCounts>,
+    pub sessions_by_role: RoleCounts,
+}
+
+/// One hour of [`Activity`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct HourCounts {
+    /// When the hour starts (Unix ms, on the hour in UTC).
+    pub start: i64,
+    pub logins_succeeded: u64,
+    pub logins_failed: u64,
+    /// `account_locked` entries.
+    pub lockouts: u64,
+}
+
+/// How many hours the dashboard's series cover.
+pub const ACTIVITY_HOURS: usize = 24;
+const HOUR_MS: i64 = 3_600_000;
+
+/// The start of the hour `at` (Unix ms) falls in.
+fn hour_start(at: i64) -> i64 {
+    at.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// Sparse `(hour, count)` rows as `hours` counts, missing hours as zero;
+/// rows outside the window are ignored.
+fn dense(rows: &[(i64, u64)], hours: usize) -> Vec<u64> {
+    let mut out = vec![0; hours];
+    for (hour, n) in rows {
+        if let Some(slot) = usize::try_from(*hour).ok().and_then(|h| out.get_mut(h)) {
+            *slot += n;
+        }
+    }
+    out
+}
+
+fn role_counts(pairs: &[(String, u64)]) -> RoleCounts {
+    let mut by_role = RoleCounts::default();
+    for (role, n) in pairs {
+        match role.parse::<Role>() {
+            Ok(Role::Admin) => by_role.admin = *n,
+            Ok(Role::Moderator) => by_role.moderator = *n,
+            Ok(Role::User) => by_role.user = *n,
+            Ok(Role::Viewer) => by_role.viewer = *n,
+            Err(()) => {}
+        }
+    }
+    by_role
+}
+
 /// What `rotate-keys` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RotationReport {
@@ -89,16 +144,7 @@ impl Operations {
         principal.require(Permission::AdminRead)?;
         let now = self.deps.directory.kernel.now();
         let stats = self.deps.directory.users.stats().await?;
-        let mut by_role = RoleCounts::default();
-        for (role, n) in &stats.by_role {
-            match role.parse::<Role>() {
-                Ok(Role::Admin) => by_role.admin = *n,
-                Ok(Role::Moderator) => by_role.moderator = *n,
-                Ok(Role::User) => by_role.user = *n,
-                Ok(Role::Viewer) => by_role.viewer = *n,
-                Err(()) => {}
-            }
-        }
+        let by_role = role_counts(&stats.by_role);
         let day_ago = unix_ms(now - TimeDuration::hours(24));
         let log = self.deps.audit.repo();
         Ok(AdminStats {
@@ -116,6 +162,43 @@ impl Operations {
                 failed: log.count_since("login_failed", day_ago).await?,
             },
             locked_accounts: self.deps.throttle.locked_count(unix_ms(now)).await?,
+        })
+    }
+
+    /// Logins succeeded and failed and lockouts per hour over the last
+    /// [`ACTIVITY_HOURS`] hours (whole hours in UTC, the current one
+    /// included), and the live sessions by role.
+    pub async fn activity(&self, principal: &Principal) -> Result<Activity, CoreError> {
+        principal.require(Permission::AdminRead)?;
+        let now = unix_ms(self.deps.directory.kernel.now());
+        let window = i64::try_from(ACTIVITY_HOURS).unwrap_or(24);
+        let since = hour_start(now) - (window - 1) * HOUR_MS;
+        let log = self.deps.audit.repo();
+        let succeeded = dense(
+            &log.count_per_hour("login_succeeded", since).await?,
+            ACTIVITY_HOURS,
+        );
+        let failed = dense(
+            &log.count_per_hour("login_failed", since).await?,
+            ACTIVITY_HOURS,
+        );
+        let locked = dense(
+            &log.count_per_hour("account_locked", since).await?,
+            ACTIVITY_HOURS,
+        );
+        let hours = (0..ACTIVITY_HOURS)
+            .zip(succeeded.into_iter().zip(failed).zip(locked))
+            .map(|(i, ((ok, bad), lock))| HourCounts {
+                start: since + i64::try_from(i).unwrap_or(0) * HOUR_MS,
+                logins_succeeded: ok,
+                logins_failed: bad,
+                lockouts: lock,
+            })
+            .collect();
+        let by_role = self.deps.sessions.count_active_by_role(now).await?;
+        Ok(Activity {
+            hours,
+            sessions_by_role: role_counts(&by_role),
         })
     }
 
@@ -269,5 +352,52 @@ impl Operations {
             pending: pending.as_deref(),
         };
         self.deps.mfa.set_totp_encrypted(user_id, old, new).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_start_on_the_hour() {
+        assert_eq!(hour_start(0), 0);
+        assert_eq!(hour_start(HOUR_MS - 1), 0);
+        assert_eq!(hour_start(5 * HOUR_MS + 17), 5 * HOUR_MS);
+        assert_eq!(hour_start(-1), -HOUR_MS);
+    }
+
+    #[test]
+    fn sparse_hours_become_a_dense_series() {
+        let rows = [(0, 2), (3, 5), (23, 1), (24, 9), (-1, 4)];
+        let series = dense(&rows, ACTIVITY_HOURS);
+        assert_eq!(series.len(), 24);
+        assert_eq!(series[0], 2);
+        assert_eq!(series[3], 5);
+        assert_eq!(series[23], 1);
+        assert_eq!(
+            series.iter().sum::<u64>(),
+            8,
+            "out-of-window rows are ignored"
+        );
+        assert_eq!(dense(&[], 3), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn roles_are_counted_by_name() {
+        let counts = role_counts(&[
+            ("admin".into(), 1),
+            ("viewer".into(), 3),
+            ("unknown".into(), 7),
+        ]);
+        assert_eq!(
+            counts,
+            RoleCounts {
+                admin: 1,
+                moderator: 0,
+                user: 0,
+                viewer: 3,
+            }
+        );
     }
 }

@@ -90,7 +90,10 @@ pub struct UserAdmin {
 }
 
 /// Moderators manage users, not admins: touching an admin takes an admin.
-fn require_admin_for(principal: &Principal, involves_admin: bool) -> Result<(), CoreError> {
+pub(super) fn require_admin_for(
+    principal: &Principal,
+    involves_admin: bool,
+) -> Result<(), CoreError> {
     if involves_admin && principal.user.role != Role::Admin {
         Err(CoreError::Forbidden)
     } else {
