@@ -9,7 +9,7 @@ use gatehouse_core::ports::HealthProbe;
 use gatehouse_core::ratelimit::RateLimiter;
 use gatehouse_core::service::{
     Accounts, ApiKeys, EmailVerification, FileService, Operations, Passkeys, PasswordReset,
-    SecurityEvents, SignIn, TwoFactor, UseCases, UserAdmin,
+    SecurityEvents, SignIn, TwoFactor, UseCases, UserAccess, UserAdmin,
 };
 
 use crate::config::{AppConfig, HttpConfig};
@@ -92,6 +92,10 @@ impl AppState {
 
     pub fn user_admin(&self) -> &UserAdmin {
         &self.inner.use_cases.user_admin
+    }
+
+    pub fn user_access(&self) -> &UserAccess {
+        &self.inner.use_cases.user_access
     }
 
     pub fn api_keys(&self) -> &ApiKeys {

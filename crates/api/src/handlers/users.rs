@@ -26,7 +26,7 @@ use crate::responses::{
 };
 use crate::state::AppState;
 
-pub(super) use listing::list_filters;
+pub(crate) use listing::list_filters;
 use listing::{MAX_PER_PAGE, RawList, UserList, number};
 
 /// Distinguishes an absent field (`None`) from an explicit `null`

@@ -190,6 +190,7 @@ pub(super) async fn render(
         notice => shows.notice,
         error => shows.error,
         reauth => shows.reauth,
+        console => super::admin::entry(p),
         next => view.path,
         has_passkeys => has_passkeys,
         user => context! {

@@ -8,6 +8,7 @@
 
 mod account;
 mod api_keys;
+mod admin;
 mod assets;
 pub(crate) mod csrf;
 mod mail_links;
@@ -93,6 +94,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             post(passkeys::reauth_passkey_finish).layer(rate_limit::LOGIN),
         )
         .route("/ui/sign-out", post(sign_in::sign_out))
+        .merge(admin::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require,

@@ -10,7 +10,7 @@ use minijinja::{Environment, Value, context};
 use super::assets;
 use crate::error::ApiError;
 
-const TEMPLATES: [(&str, &str); 19] = [
+const TEMPLATES: [(&str, &str); 25] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -46,6 +46,24 @@ const TEMPLATES: [(&str, &str); 19] = [
     (
         "send_verification.html",
         include_str!("templates/send_verification.html"),
+    ),
+    ("admin_base.html", include_str!("templates/admin_base.html")),
+    (
+        "admin_macros.html",
+        include_str!("templates/admin_macros.html"),
+    ),
+    (
+        "admin_dashboard.html",
+        include_str!("templates/admin_dashboard.html"),
+    ),
+    (
+        "admin_users.html",
+        include_str!("templates/admin_users.html"),
+    ),
+    ("admin_user.html", include_str!("templates/admin_user.html")),
+    (
+        "admin_audit.html",
+        include_str!("templates/admin_audit.html"),
     ),
     ("fallback.html", FALLBACK),
 ];

@@ -12,6 +12,7 @@ use crate::harness::{Backend, PASSWORD, TestApp, TestResponse, backends};
 use crate::mfa;
 
 mod account_pages;
+mod admin;
 mod mail_links;
 mod passkeys;
 

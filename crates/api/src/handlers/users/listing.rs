@@ -47,7 +47,7 @@ pub(super) fn number(
 /// The filters shared by the list and the export: `q` (username prefix),
 /// `role`, `is_active`. Bad values are added to `errors`, naming the
 /// parameter.
-pub(in crate::handlers) fn list_filters(
+pub(crate) fn list_filters(
     q: Option<String>,
     role: Option<&str>,
     is_active: Option<&str>,
