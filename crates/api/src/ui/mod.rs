@@ -7,8 +7,8 @@
 //! are shared by all of them.
 
 mod account;
-mod api_keys;
 mod admin;
+mod api_keys;
 mod assets;
 pub(crate) mod csrf;
 mod mail_links;
@@ -94,7 +94,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             post(passkeys::reauth_passkey_finish).layer(rate_limit::LOGIN),
         )
         .route("/ui/sign-out", post(sign_in::sign_out))
-        .merge(admin::routes())
+        .merge(admin::routes(state))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require,

@@ -84,7 +84,7 @@ pub async fn show(
     let logins = charts::columns(
         "chart-logins",
         "Logins per hour, last 24 hours (UTC)",
-        format!("{ok} logins succeeded and {bad} failed over the last 24 hours, by hour."),
+        format!("Logins over the last 24 hours, by hour: {ok} succeeded, {bad} failed in all."),
         &[SUCCEEDED, FAILED],
         &labels,
         &activity
@@ -97,7 +97,7 @@ pub async fn show(
     let lockouts = charts::columns(
         "chart-lockouts",
         "Lockouts per hour, last 24 hours (UTC)",
-        format!("{locks} accounts locked over the last 24 hours, by hour."),
+        format!("Lockouts over the last 24 hours, by hour: {locks} in all."),
         &[LOCKOUTS],
         &labels,
         &activity
@@ -118,7 +118,7 @@ pub async fn show(
     let sessions = charts::rows(
         "chart-sessions",
         "Active sessions by role",
-        format!("{live} active sessions, by the role of their user."),
+        format!("Active sessions by the role of their user: {live} in all."),
         SESSIONS,
         &role_rows,
     );

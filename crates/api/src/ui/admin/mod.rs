@@ -13,18 +13,24 @@ mod user;
 mod users;
 
 use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use gatehouse_core::rbac::Permission;
-use gatehouse_core::service::Principal;
+use gatehouse_core::service::{Attempt, Principal};
+use http::{Method, StatusCode};
 use minijinja::{Value, context};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
+use super::session::SignedIn;
+use crate::extract::Meta;
 use crate::state::AppState;
 
 /// The console's routes; mounted among the signed-in pages.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/ui/admin", get(dashboard::show))
         .route("/ui/admin/users", get(users::list))
@@ -45,6 +51,56 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ui/admin/users/{id}/delete", post(user::delete))
         .route("/ui/admin/audit", get(audit::list))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_refusal,
+        ))
+}
+
+/// The permission a console route takes: that of the API route it
+/// mirrors.
+fn permission_of(method: &Method, route: &str) -> Permission {
+    match (method, route) {
+        (&Method::GET, "/ui/admin" | "/ui/admin/audit") => Permission::AdminRead,
+        (&Method::GET, _) => Permission::UsersRead,
+        (_, r) if r.ends_with("/delete") => Permission::UsersDelete,
+        _ => Permission::UsersWrite,
+    }
+}
+
+/// A console page refused for want of its permission goes to the audit
+/// trail as `permission_denied`, as the API's route guard records it (the
+/// use case behind the page made the refusal).
+async fn record_refusal(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    req: Request,
+    next: Next,
+) -> Response {
+    let signed = req.extensions().get::<SignedIn>().cloned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    if res.status() == StatusCode::FORBIDDEN
+        && let Some(signed) = signed
+    {
+        let permission = permission_of(&method, &route);
+        if signed.principal.require(permission).is_err() {
+            let attempt = Attempt {
+                method: method.as_str(),
+                route: &route,
+            };
+            state
+                .events()
+                .permission_denied(&signed.principal, permission, attempt, &meta)
+                .await;
+        }
+    }
+    res
 }
 
 /// Where the console starts for `p`, if it may see any of it: the
@@ -91,6 +147,28 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_route_takes_the_permission_of_its_api_route() {
+        for (method, route, permission) in [
+            (Method::GET, "/ui/admin", Permission::AdminRead),
+            (Method::GET, "/ui/admin/audit", Permission::AdminRead),
+            (Method::GET, "/ui/admin/users", Permission::UsersRead),
+            (Method::GET, "/ui/admin/users/{id}", Permission::UsersRead),
+            (
+                Method::POST,
+                "/ui/admin/users/{id}/role",
+                Permission::UsersWrite,
+            ),
+            (
+                Method::POST,
+                "/ui/admin/users/{id}/delete",
+                Permission::UsersDelete,
+            ),
+        ] {
+            assert_eq!(permission_of(&method, route), permission, "{route}");
+        }
+    }
 
     #[test]
     fn query_strings_keep_what_is_set_and_encode_it() {

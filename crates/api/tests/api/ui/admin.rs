@@ -117,6 +117,12 @@ async fn each_role_sees_the_pages_its_permissions_open() {
                 None => assert!(!account.contains("Console"), "{role}: {account}"),
             }
         }
+        // Each refusal is in the audit trail, as the API's route guard
+        // records it: 2 for the moderator, 4 each for the user and viewer.
+        let denied = app
+            .count("SELECT COUNT(*) FROM audit_log WHERE event = 'permission_denied'")
+            .await;
+        assert_eq!(denied, 10);
         // Signed out: to sign in, and back to the page afterwards.
         let mut anonymous = Browser::new(&app);
         for page in pages {
@@ -245,6 +251,12 @@ async fn a_moderator_cannot_grant_admin_nor_change_an_admin() {
             .await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         assert!(exists(&app, "mod_target").await);
+        // Only the missing permission (users:delete) is a permission_denied;
+        // the rules about admins are the use case's own refusals.
+        let denied = app
+            .count("SELECT COUNT(*) FROM audit_log WHERE event = 'permission_denied'")
+            .await;
+        assert_eq!(denied, 1);
     }
 }
 
@@ -577,7 +589,10 @@ async fn the_dashboard_draws_the_last_day_without_inline_style() {
             .unwrap();
         let row = format!(r#"<tr><th scope="row">{hour}</th><td>1</td><td>5</td><td>1</td></tr>"#);
         assert!(body.contains(&row), "{row}: {body}");
-        assert!(body.contains("5 failed over the last 24 hours"), "{body}");
+        assert!(
+            body.contains("by hour: 1 succeeded, 5 failed in all."),
+            "{body}"
+        );
         // Live sessions by role: the admin's page login.
         assert!(
             body.contains(r#"<tr><th scope="row">admin</th><td>1</td></tr>"#),
