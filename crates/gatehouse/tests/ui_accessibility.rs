@@ -142,6 +142,9 @@ const PAGES: &[Page] = &[
         Access::SignedIn,
         false,
     ),
+    page("admin-dashboard", "/ui/admin", Access::Admin, true),
+    page("admin-users", "/ui/admin/users", Access::Admin, true),
+    page("admin-audit", "/ui/admin/audit", Access::Admin, true),
 ];
 
 /// The widths checked, each with the suffix of its screenshots.
@@ -150,7 +153,7 @@ const WIDTHS: [(&str, u32, u32); 2] = [("-mobile", 360, 800), ("", 1280, 800)];
 /// The user whose account is shown, the one with 2FA, the administrator.
 const USER: &str = "ada";
 const TWO_FACTOR_USER: &str = "grace";
-const ADMIN: &str = "root";
+const ADMIN: &str = "operator";
 
 /// axe-core's script: `AXE_CORE_JS`, else the pinned copy `npm ci` installs.
 fn axe_source() -> Option<String> {
