@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use fantoccini::Client;
 use serde_json::json;
-use support::browser::{Cdp, Driver, arrive, browser, enable_2fa, see, sign_in, skip};
+use support::browser::{Cdp, Driver, arrive, browser, enable_2fa, fits, see, sign_in, skip};
 use support::deployment::{Deployment, PASSWORD};
 use support::pages::{Checked, Violation, Weight, report};
 
@@ -255,6 +255,8 @@ async fn every_page_passes_axe_at_both_widths_in_chromium() {
             let mut violations = Vec::new();
             for (suffix, width, height) in WIDTHS {
                 viewport(&c, width, height).await;
+                // Nothing wider than the screen, at 360 px too.
+                fits(&c).await;
                 violations.push((
                     if suffix.is_empty() {
                         "desktop"

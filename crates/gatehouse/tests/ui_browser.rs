@@ -10,7 +10,10 @@
 //! a sign-in form stripped of its CSRF token refused in words; a
 //! `return_to` followed only to an origin of `UI_RETURN_ORIGINS`.
 //! Also: sign up → the verification mail → the address confirmed → 2FA
-//! turned on from the account's page → signed out → signed in with a code.
+//! turned on from the account's page → signed out → signed in with a code;
+//! an administrator finding a user in the console, demoting and
+//! deactivating them (the user's open page signed out on its next
+//! request), and the audit page with those events and a valid chain.
 //! Skipped, with a notice, where Chromium or chromedriver (or, for the
 //! mail, aiosmtpd) is not installed; failed instead under
 //! `GATEHOUSE_REQUIRE_BROWSER=1`, as CI runs them.
@@ -596,5 +599,76 @@ async fn sign_up_verify_turn_on_2fa_and_sign_in_with_a_code_in_chromium() {
     let profile = find(&c, "dl").await.text().await.unwrap();
     assert!(profile.contains("on"), "{profile}");
     c.close().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_demotes_and_deactivates_a_user_whose_open_page_is_signed_out_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let (server, base) = on_localhost(&[]).await;
+    server.admin("overseer").await;
+    server.register("member").await;
+    let driver = Driver::start(&chromedriver);
+    let (user_profile, admin_profile) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    // The user has the account page open.
+    let user = driver.session(&chromium, user_profile.path()).await;
+    sign_in(&user, &base, "member", PASSWORD).await;
+    arrive(&user, "/ui/account").await;
+
+    // The administrator goes from the account to the console, finds the
+    // user, demotes and deactivates them.
+    let admin = driver.session(&chromium, admin_profile.path()).await;
+    sign_in(&admin, &base, "overseer", PASSWORD).await;
+    arrive(&admin, "/ui/account").await;
+    find(&admin, "a.console-link").await.click().await.unwrap();
+    arrive(&admin, "/ui/admin").await;
+    see(&admin, "Console").await;
+    fits(&admin).await;
+    admin.goto(&format!("{base}/ui/admin/users")).await.unwrap();
+    see(&admin, "Users").await;
+    fill(&admin, "q", "mem").await;
+    submit(&admin, "/ui/admin/users").await;
+    admin
+        .find(Locator::LinkText("member"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&admin, "member").await;
+    fits(&admin).await;
+    let page = path(&admin).await;
+    find(&admin, "#new-role option[value=viewer]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    submit(&admin, &format!("{page}/role")).await;
+    shows(&admin, ".notice", "The role was changed.").await;
+    shows(&admin, "dl", "viewer").await;
+    submit(&admin, &format!("{page}/active")).await;
+    shows(&admin, ".notice", "The account was deactivated").await;
+    shows(&admin, "dl", "deactivated").await;
+
+    // The user's open page is signed out on its next request.
+    user.refresh().await.unwrap();
+    let landed = path(&user).await;
+    assert!(landed.starts_with("/ui/sign-in"), "{landed}");
+    see(&user, "Sign in").await;
+
+    // The audit trail shows both changes and a valid chain.
+    admin.goto(&format!("{base}/ui/admin/audit")).await.unwrap();
+    see(&admin, "Audit trail").await;
+    shows(&admin, "#chain", "The chain is valid").await;
+    let trail = find(&admin, "table").await.text().await.unwrap();
+    for event in ["role_changed", "user_deactivated", "login_succeeded"] {
+        assert!(trail.contains(event), "{event}: {trail}");
+    }
+    user.close().await.unwrap();
+    admin.close().await.unwrap();
     server.stop().await;
 }

@@ -189,9 +189,21 @@ pub async fn arrive(c: &Client, expected: &str) {
 
 /// Nothing wider than the window: no sideways scrolling at 360 px.
 pub async fn fits(c: &Client) {
+    // The page's width, the window's, and the innermost elements that
+    // reach past the window's right edge (to say what to fix).
     let widths = c
         .execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            "const w = window.innerWidth; \
+             const clipped = e => { for (let p = e.parentElement; p; p = p.parentElement) \
+               if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; \
+               return false; }; \
+             const past = [...document.body.querySelectorAll('*')] \
+               .filter(e => e.getBoundingClientRect().right > w + 1 && !clipped(e) \
+                 && ![...e.children].some(k => k.getBoundingClientRect().right > w + 1)) \
+               .slice(0, 5) \
+               .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
+                 + (e.className && typeof e.className === 'string' ? '.' + e.className : '')); \
+             return [document.documentElement.scrollWidth, w, past];",
             vec![],
         )
         .await
@@ -200,7 +212,8 @@ pub async fn fits(c: &Client) {
     let inner = widths[1].as_u64().unwrap();
     assert!(
         scroll <= inner,
-        "page is {scroll}px wide in a {inner}px window"
+        "page is {scroll}px wide in a {inner}px window; past its edge: {}",
+        widths[2]
     );
 }
 
