@@ -79,7 +79,7 @@ gatehouse_core::settings! {
     /// The hosted pages under `/ui`.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct UiConfig {
-        /// serve the hosted pages (sign-in, passkeys, sign-up, password reset, email verification, account) under `/ui`
+        /// serve the hosted pages (sign-in, passkeys, sign-up, password reset, email verification, account, admin console) under `/ui`
         pub enabled: bool = "UI_ENABLED", Flag, default true;
         /// comma-separated origins a page's `return_to` may send the
         /// browser to after sign-in; empty: only paths under `/ui`
