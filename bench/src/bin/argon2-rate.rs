@@ -3,7 +3,8 @@
 //! `--threads` OS threads each hash a fixed 12-character password with a
 //! fresh random 16-byte salt, in a loop, for `--seconds`, producing PHC
 //! strings exactly as a password store would (Argon2id, version 0x13,
-//! 32-byte output). The sum of the per-thread rates is printed as one JSON
+//! 32-byte output). Like the service's hashing threads, each thread hashes
+//! in memory it keeps from one hash to the next. The sum of the per-thread rates is printed as one JSON
 //! line on stdout. Pin it (`taskset -c`) to the cores the service runs on and
 //! use one thread per core.
 
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use clap::Parser;
 use serde_json::json;
 
@@ -88,7 +89,8 @@ fn run(args: &Args) -> Result<(), String> {
 
     // One checked round trip first: proves the PHC strings are real (and
     // warms the allocator) before anything is timed.
-    let phc = hash_once(&hasher)?;
+    let mut blocks = vec![Block::default(); hasher.params().block_count()];
+    let phc = hash_once(&hasher, &mut blocks)?;
     let parsed = PasswordHash::new(&phc).map_err(|e| format!("bad PHC string: {e}"))?;
     hasher
         .verify_password(PASSWORD.as_bytes(), &parsed)
@@ -159,11 +161,12 @@ fn hash_loop(
     barrier: &Barrier,
     run_for: Duration,
 ) -> Result<ThreadResult, String> {
+    let mut blocks = vec![Block::default(); hasher.params().block_count()];
     barrier.wait();
     let start = Instant::now();
     let mut hashes = 0_u64;
     loop {
-        let phc = hash_once(hasher)?;
+        let phc = hash_once(hasher, &mut blocks)?;
         std::hint::black_box(phc);
         hashes += 1;
         let elapsed = start.elapsed();
@@ -173,13 +176,24 @@ fn hash_loop(
     }
 }
 
-/// One password hash with a fresh random salt, as a PHC string.
-fn hash_once(hasher: &Argon2<'_>) -> Result<String, String> {
-    let mut salt = [0_u8; SALT_LEN];
-    getrandom::fill(&mut salt).map_err(|e| format!("no randomness for the salt: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| format!("bad salt: {e}"))?;
+/// One password hash with a fresh random salt, in `blocks`, as a PHC
+/// string.
+fn hash_once(hasher: &Argon2<'_>, blocks: &mut [Block]) -> Result<String, String> {
+    let mut salt_bytes = [0_u8; SALT_LEN];
+    getrandom::fill(&mut salt_bytes).map_err(|e| format!("no randomness for the salt: {e}"))?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| format!("bad salt: {e}"))?;
+    let mut out = [0_u8; OUTPUT_LEN];
     hasher
-        .hash_password(PASSWORD.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("hashing failed: {e}"))
+        .hash_password_into_with_memory(PASSWORD.as_bytes(), &salt_bytes, &mut out, blocks)
+        .map_err(|e| format!("hashing failed: {e}"))?;
+    let params = argon2::password_hash::ParamsString::try_from(hasher.params())
+        .map_err(|e| format!("bad parameters: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| format!("bad output: {e}"))?),
+    };
+    Ok(phc.to_string())
 }
