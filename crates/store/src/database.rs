@@ -70,18 +70,31 @@ pub enum Database {
 /// SQLite lets one writer in at a time; another waits in SQLite's busy
 /// handler, which sleeps and polls (1, 2, 5… ms), so writers that collide
 /// lose milliseconds each. The hot write transactions of this process take
-/// their turn here first and queue in order instead.
-static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// their turn on the database file first and queue in order instead: one
+/// turn per file, shared by every pool this process opens on it, so writes
+/// to two databases never wait for each other.
+static SQLITE_WRITERS: std::sync::Mutex<
+    std::collections::BTreeMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 impl Database {
-    /// This process's turn to write, on SQLite (`None` on PostgreSQL, whose
-    /// writers do not exclude each other). Held for one transaction; never
-    /// held while waiting for anything but the database.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-        match self {
-            Database::Sqlite(_) => Some(SQLITE_WRITER.lock().await),
-            Database::Postgres(_) => None,
-        }
+    /// This process's turn to write to this SQLite file (`None` on
+    /// PostgreSQL, whose writers do not exclude each other). Held for one
+    /// transaction; never held while waiting for anything but the database.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let Database::Sqlite(pool) = self else {
+            return None;
+        };
+        let file = pool.connect_options().get_filename().to_path_buf();
+        let turn = {
+            // A poisoned map only means a panic elsewhere while inserting:
+            // the map itself is still whole.
+            let mut writers = SQLITE_WRITERS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            writers.entry(file).or_default().clone()
+        };
+        Some(turn.lock_owned().await)
     }
 
     /// Opens a pool. A SQLite file (and its directory) is created on first
