@@ -40,6 +40,10 @@ pub(super) fn notice(code: &str) -> Option<&'static str> {
         ),
         "mfa_enabled" => Some("Two-factor authentication is on."),
         "mfa_disabled" => Some("Two-factor authentication is off."),
+        "api_key_created" => Some("The API key is made: copy it below, it is shown only now."),
+        "api_key_rotated" => Some(
+            "The API key has a new secret: copy it below, it is shown only now. The old one no longer works.",
+        ),
         "api_key_revoked" => Some("The API key was revoked: it no longer works."),
         "session_revoked" => Some("The session was signed out."),
         "others_revoked" => Some("All your other sessions were signed out."),

@@ -124,16 +124,24 @@ async fn refused(
     account::refused_view(state, signed, headers, refusal, reauth, view).await
 }
 
-/// The page with a key's secret, shown this once.
-async fn fresh(
+/// What a create or rotate came to: the page with the key's secret, shown
+/// this once (`code` names the notice), or the refusal.
+async fn shown_once(
     state: &AppState,
     signed: &SignedIn,
     headers: &HeaderMap,
-    name: &str,
-    key: &SecretString,
+    outcome: Result<(ApiKeyView, SecretString), CoreError>,
     code: &str,
 ) -> Result<Response, ApiError> {
-    let view = view(state, signed, Some(Fresh { name, key })).await?;
+    let (made, key) = match outcome {
+        Ok(made) => made,
+        Err(e) => return refused(state, signed, headers, e).await,
+    };
+    let fresh = Fresh {
+        name: &made.name,
+        key: &key,
+    };
+    let view = view(state, signed, Some(fresh)).await?;
     Ok(account::show_view(state, signed, headers, code, view)
         .await?
         .into_response())
@@ -189,20 +197,8 @@ pub async fn create(
         scopes: Some(scopes),
         expires_in_days,
     };
-    match state.api_keys().create(p, input, &meta).await {
-        Ok((made, key)) => {
-            fresh(
-                &state,
-                &signed,
-                &headers,
-                &made.name,
-                &key,
-                "api_key_created",
-            )
-            .await
-        }
-        Err(e) => refused(&state, &signed, &headers, e).await,
-    }
+    let outcome = state.api_keys().create(p, input, &meta).await;
+    shown_once(&state, &signed, &headers, outcome, "api_key_created").await
 }
 
 /// `POST /ui/account/api-keys/{id}/rotate`: a new secret for the key; the
@@ -217,20 +213,8 @@ pub async fn rotate(
 ) -> Result<Response, ApiError> {
     let p = &signed.principal;
     csrf::verify(&headers, Binding::login(p.session_id), &form.csrf)?;
-    match state.api_keys().rotate(p, id, &meta).await {
-        Ok((made, key)) => {
-            fresh(
-                &state,
-                &signed,
-                &headers,
-                &made.name,
-                &key,
-                "api_key_rotated",
-            )
-            .await
-        }
-        Err(e) => refused(&state, &signed, &headers, e).await,
-    }
+    let outcome = state.api_keys().rotate(p, id, &meta).await;
+    shown_once(&state, &signed, &headers, outcome, "api_key_rotated").await
 }
 
 /// `POST /ui/account/api-keys/{id}/revoke`.

@@ -380,6 +380,7 @@ async fn api_keys_are_shown_once_rotated_and_revoked() {
     assert_eq!(res.header("cache-control"), Some("no-store"));
     let body = html(&res);
     assert!(body.contains("backup &lt;script&gt;") && !body.contains("<script>"));
+    assert!(body.contains("it is shown only now"), "{body}");
     let key = element(&body, "new-api-key");
     assert_eq!(me_with_key(&app, &key).await, StatusCode::OK);
     let page = html(&b.get("/ui/account/api-keys").await);
@@ -396,6 +397,7 @@ async fn api_keys_are_shown_once_rotated_and_revoked() {
         )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", html(&res));
+    assert!(html(&res).contains("The old one no longer works"));
     let rotated = element(&html(&res), "new-api-key");
     assert_ne!(rotated, key);
     assert_eq!(me_with_key(&app, &key).await, StatusCode::UNAUTHORIZED);
