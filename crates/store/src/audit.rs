@@ -1,8 +1,8 @@
 //! `AuditRepo` on both backends. Appends are serialised so the hash chain
 //! stays one line: on PostgreSQL by a transaction-scoped advisory lock (held
-//! across instances until commit), on SQLite by the process's write turn
-//! ([`Database::write_turn`]) plus a `BEGIN IMMEDIATE` transaction (SQLite
-//! has one writer at a time). The
+//! across instances until commit), on SQLite by the file's writer
+//! ([`SqliteWriter`]) plus a `BEGIN IMMEDIATE` transaction (SQLite has one
+//! writer at a time). The
 //! primary key on `seq` refuses any fork that slipped through. Entries are
 //! sealed with the chain key given by the caller; the store never keeps it.
 
@@ -13,6 +13,7 @@ use gatehouse_core::audit::{
 };
 use uuid::Uuid;
 
+use crate::database::SqliteWriter;
 use crate::{Database, map_err};
 
 /// Advisory-lock key of audit appends and pruning ("GHAUDIT" as a number).
@@ -185,21 +186,16 @@ impl Database {
                 Ok(out)
             }
             Database::Sqlite(pool) => {
-                let _turn = self.write_turn().await;
-                let mut conn = pool.acquire().await?;
+                let mut writer = SqliteWriter::take(pool).await?;
+                let conn = writer.conn()?;
                 // IMMEDIATE takes the write lock now, not at the first write,
-                // so the read of the last entry cannot go stale.
+                // so the read of the last entry cannot go stale. On an error
+                // (or a drop) the writer is closed, which rolls back.
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                match f(Locked::Sqlite(&mut conn)).await {
-                    Ok(out) => {
-                        sqlx::query("COMMIT").execute(&mut *conn).await?;
-                        Ok(out)
-                    }
-                    Err(e) => {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                        Err(e)
-                    }
-                }
+                let out = f(Locked::Sqlite(&mut *conn)).await?;
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                writer.keep();
+                Ok(out)
             }
         }
     }
@@ -208,7 +204,7 @@ impl Database {
 /// A connection holding the audit write lock.
 enum Locked<'c> {
     Postgres(&'c mut sqlx::Transaction<'static, sqlx::Postgres>),
-    Sqlite(&'c mut sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(&'c mut sqlx::SqliteConnection),
 }
 
 #[async_trait]
@@ -242,7 +238,7 @@ impl AuditRepo for Database {
                             append_locked!(sqlx::Postgres, conn, drafts, key)
                         }
                         Locked::Sqlite(c) => {
-                            let conn = &mut **c;
+                            let conn = &mut *c;
                             append_locked!(sqlx::Sqlite, conn, drafts, key)
                         }
                     }
@@ -314,7 +310,7 @@ impl AuditRepo for Database {
                         prune_locked!(conn, cutoff, key)
                     }
                     Locked::Sqlite(c) => {
-                        let conn = &mut **c;
+                        let conn = &mut *c;
                         prune_locked!(conn, cutoff, key)
                     }
                 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gatehouse_core::CoreError;
 use gatehouse_core::ports::HealthProbe;
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -69,34 +70,73 @@ pub enum Database {
 
 /// SQLite lets one writer in at a time; another waits in SQLite's busy
 /// handler, which sleeps and polls (1, 2, 5… ms), so writers that collide
-/// lose milliseconds each. The hot write transactions of this process take
-/// their turn on the database file first and queue in order instead: one
-/// turn per file, shared by every pool this process opens on it, so writes
-/// to two databases never wait for each other.
+/// lose milliseconds each. The hot write transactions of this process
+/// (sign-in, refresh, logout, the audit trail) queue in order for one
+/// connection per database file instead, shared by every pool this process
+/// opens on it: writes to two databases never wait for each other, and a
+/// write on it skips the pool (whose checkout and return ask the
+/// connection's worker thread whether it is alive, a round trip each).
+type WriterSlot = std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>;
+
 static SQLITE_WRITERS: std::sync::Mutex<
-    std::collections::BTreeMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    std::collections::BTreeMap<std::path::PathBuf, WriterSlot>,
 > = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-impl Database {
-    /// This process's turn to write to this SQLite file (`None` on
-    /// PostgreSQL, whose writers do not exclude each other). Held for one
-    /// transaction; never held while waiting for anything but the database.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        let Database::Sqlite(pool) = self else {
-            return None;
-        };
-        let file = pool.connect_options().get_filename().to_path_buf();
-        let turn = {
-            // A poisoned map only means a panic elsewhere while inserting:
-            // the map itself is still whole.
-            let mut writers = SQLITE_WRITERS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            writers.entry(file).or_default().clone()
-        };
-        Some(turn.lock_owned().await)
+fn writer_slot(pool: &SqlitePool) -> WriterSlot {
+    let file = pool.connect_options().get_filename().to_path_buf();
+    // A poisoned map only means a panic elsewhere while inserting: the map
+    // itself is still whole.
+    let mut writers = SQLITE_WRITERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    writers.entry(file).or_default().clone()
+}
+
+/// This process's turn to write to a SQLite file, holding the file's writer
+/// connection (opened with the pool's options on first use). Held for one
+/// transaction; never held while waiting for anything but the database.
+///
+/// A turn that ends without [`SqliteWriter::keep`] (an error, or a request
+/// dropped mid-transaction) closes the connection, which rolls back whatever
+/// it left open; the next turn opens a new one. So no half-done transaction
+/// can outlive its turn.
+pub(crate) struct SqliteWriter {
+    slot: tokio::sync::OwnedMutexGuard<Option<sqlx::SqliteConnection>>,
+    kept: bool,
+}
+
+impl SqliteWriter {
+    pub(crate) async fn take(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
+        let mut slot = writer_slot(pool).lock_owned().await;
+        if slot.is_none() {
+            *slot =
+                Some(sqlx::SqliteConnection::connect_with(pool.connect_options().as_ref()).await?);
+        }
+        Ok(Self { slot, kept: false })
     }
 
+    pub(crate) fn conn(&mut self) -> Result<&mut sqlx::SqliteConnection, sqlx::Error> {
+        self.slot.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// The transaction ended (committed or rolled back): the connection is
+    /// clean and stays for the next turn.
+    pub(crate) fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        if !self.kept {
+            // Dropping the connection ends its worker, which closes the
+            // handle: SQLite rolls back an open transaction on close.
+            self.slot.take();
+        }
+    }
+}
+
+impl Database {
     /// Opens a pool. A SQLite file (and its directory) is created on first
     /// use, readable by the owner alone; connecting is lazy for PostgreSQL so
     /// a server that starts later is picked up without a restart.
@@ -117,7 +157,10 @@ impl Database {
             if names_a_file_to_create(url) {
                 create_private(options.get_filename()).await?;
             }
+            // No test before checkout: an embedded database has no far end
+            // to hang up, and sqlx still tests every connection on return.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(settings.max_connections)
                 .min_connections(settings.min_connections)
                 .acquire_timeout(settings.acquire_timeout)
@@ -194,7 +237,13 @@ impl Database {
     /// Waits for checked-out connections to return, then closes the pool.
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(pool) => {
+                if let Some(conn) = writer_slot(pool).lock().await.take() {
+                    // Closed anyway when dropped; closing here waits for it.
+                    let _ = sqlx::Connection::close(conn).await;
+                }
+                pool.close().await
+            }
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -372,6 +421,71 @@ mod tests {
             .unwrap();
         let (log, _) = db.checkpoint().await.unwrap().unwrap();
         assert!(log < 10, "{log}");
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_mid_transaction_leaves_nothing_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/w.db", dir.path().display());
+        let db = Database::connect(&url, PoolSettings::default())
+            .await
+            .unwrap();
+        let Database::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(pool)
+            .await
+            .unwrap();
+        {
+            // As a request dropped mid-transaction, or one whose statement
+            // failed: the turn ends without `keep`.
+            let mut writer = SqliteWriter::take(pool).await.unwrap();
+            let conn = writer.conn().unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        // The next turn gets a new connection, not one inside that
+        // transaction (BEGIN would fail there), and the lock is free.
+        let mut writer = SqliteWriter::take(pool).await.unwrap();
+        let conn = writer.conn().unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+        writer.keep();
+        let values: Vec<i64> = sqlx::query_scalar("SELECT v FROM t")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(values, [2], "the dropped transaction was rolled back");
+
+        // A kept writer is the same connection next turn: its temporary
+        // table is still there.
+        let mut writer = SqliteWriter::take(pool).await.unwrap();
+        sqlx::query("CREATE TEMP TABLE mine (v INTEGER)")
+            .execute(writer.conn().unwrap())
+            .await
+            .unwrap();
+        writer.keep();
+        let mut writer = SqliteWriter::take(pool).await.unwrap();
+        sqlx::query("SELECT v FROM temp.mine")
+            .execute(writer.conn().unwrap())
+            .await
+            .unwrap();
+        writer.keep();
         db.close().await;
     }
 

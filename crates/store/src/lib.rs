@@ -16,6 +16,41 @@ macro_rules! on_pool {
     };
 }
 
+/// Runs `$body`, which writes through `$conn` (a `&mut` connection of
+/// either backend) and yields `Result<_, sqlx::Error>`, as one of this
+/// process's hot writes: on PostgreSQL on a pooled connection, on SQLite on
+/// the file's writer, in its turn ([`database::SqliteWriter`]). On SQLite
+/// an error anywhere in `$body` (`?` included) closes the writer, so nothing
+/// it left open survives.
+macro_rules! on_writer {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::Database::Postgres(pool) => {
+                async {
+                    let mut pooled = pool.acquire().await?;
+                    let $conn = &mut *pooled;
+                    $body
+                }
+                .await
+            }
+            $crate::Database::Sqlite(pool) => {
+                async {
+                    let mut writer = $crate::database::SqliteWriter::take(pool).await?;
+                    let out = {
+                        let $conn = writer.conn()?;
+                        $body
+                    };
+                    if out.is_ok() {
+                        writer.keep();
+                    }
+                    out
+                }
+                .await
+            }
+        }
+    };
+}
+
 #[macro_use]
 mod mail;
 mod audit;

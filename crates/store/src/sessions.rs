@@ -8,10 +8,83 @@ use gatehouse_core::ports::{
 };
 use uuid::Uuid;
 
+use sqlx::Connection as _;
+
+use crate::database::SqliteWriter;
 use crate::{Database, map_err};
 
 const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, session_id, token_digest, created_at, \
                             expires_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// A refresh's spend on PostgreSQL, in one statement (so one round trip and
+/// its own transaction). The mark sets `used_at` only on a live, unspent,
+/// unexpired token of a login not revoked; a concurrent spend of the same
+/// token waits for the row and then finds it used. The touch and the next
+/// token follow from the mark, so a refused spend writes nothing.
+const PG_SPEND: &str = "WITH marked AS (\
+      UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
+      AND used_at IS NULL AND expires_at > $1 \
+      AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) \
+      RETURNING session_id), \
+    touched AS (\
+      UPDATE sessions SET last_used_at = $1 FROM marked WHERE sessions.id = marked.session_id \
+      RETURNING sessions.id, sessions.user_id, sessions.auth_time), \
+    issued AS (\
+      INSERT INTO refresh_tokens (id, session_id, token_digest, created_at, expires_at) \
+      SELECT $3, id, $4, $5, $6 FROM touched) \
+    SELECT id, user_id, auth_time FROM touched";
+
+/// The same spend on SQLite, as one batch sent to the connection's worker
+/// at once (one round trip instead of one per statement). SQLite has no
+/// writing CTEs: each statement goes on only if the one before it changed
+/// exactly one row (`changes()`), so a refused mark writes nothing, and the
+/// last one reads back what the caller needs only if the insert took.
+const SQLITE_SPEND: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
+      AND used_at IS NULL AND expires_at > $1 \
+      AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL); \
+    UPDATE sessions SET last_used_at = $1 WHERE changes() = 1 \
+      AND id = (SELECT session_id FROM refresh_tokens WHERE token_digest = $2); \
+    INSERT INTO refresh_tokens (id, session_id, token_digest, created_at, expires_at) \
+      SELECT $3, session_id, $4, $5, $6 FROM refresh_tokens \
+      WHERE changes() = 1 AND token_digest = $2; \
+    SELECT t.session_id, s.user_id, s.auth_time FROM refresh_tokens t \
+      JOIN sessions s ON s.id = t.session_id WHERE changes() = 1 AND t.id = $3";
+
+type SpentRow = (Uuid, Uuid, Option<i64>);
+
+/// Runs [`SQLITE_SPEND`] in a transaction on the file's writer. The whole
+/// batch runs (`fetch_all`): stopping at the first row would leave the rest
+/// unsent.
+async fn sqlite_spend(
+    pool: &sqlx::SqlitePool,
+    digest: &str,
+    next: &NextRefreshToken,
+    now: i64,
+) -> Result<Option<SpentRow>, sqlx::Error> {
+    let mut writer = SqliteWriter::take(pool).await?;
+    let mut tx = writer.conn()?.begin().await?;
+    let rows: Vec<SpentRow> = sqlx::query_as(SQLITE_SPEND)
+        .bind(now)
+        .bind(digest)
+        .bind(next.id)
+        .bind(&next.digest)
+        .bind(next.created_at)
+        .bind(next.expires_at)
+        .fetch_all(&mut *tx)
+        .await?;
+    let spent = match rows.as_slice() {
+        [row] => {
+            tx.commit().await?;
+            Some(*row)
+        }
+        _ => {
+            tx.rollback().await?;
+            None
+        }
+    };
+    writer.keep();
+    Ok(spent)
+}
 
 #[derive(sqlx::FromRow)]
 struct LookupRow {
@@ -40,9 +113,8 @@ impl SessionRepo for Database {
         let session_sql = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
                            expires_at, ip, user_agent, auth_time) \
                            VALUES ($1, $2, $3, $3, $4, $5, $6, $7)";
-        let _turn = self.write_turn().await;
-        on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        on_writer!(self, conn => async {
+            let mut tx = conn.begin().await?;
             sqlx::query(session_sql)
                 .bind(s.id)
                 .bind(s.user_id)
@@ -107,43 +179,30 @@ impl SessionRepo for Database {
         next: &NextRefreshToken,
         now: i64,
     ) -> Result<Option<Spent>, CoreError> {
-        // Three statements: the mark finds the token and its login too, the
-        // touch names the user. The mark's conditions are the whole check.
-        let mark = "UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
-                    AND used_at IS NULL AND expires_at > $1 \
-                    AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) \
-                    RETURNING session_id";
-        let touch = "UPDATE sessions SET last_used_at = $1 WHERE id = $2 \
-                     RETURNING user_id, auth_time";
-        let _turn = self.write_turn().await;
-        on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let marked: Option<Uuid> = sqlx::query_scalar(mark)
+        // The mark's conditions are the whole check; the touch and the next
+        // token follow only a mark that took. Both backends send the whole
+        // spend at once: one statement on PostgreSQL, one batch inside a
+        // transaction on SQLite.
+        let spent = match self {
+            Database::Postgres(pool) => sqlx::query_as(PG_SPEND)
                 .bind(now)
                 .bind(digest)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(session_id) = marked else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let (user_id, auth_time): (Uuid, Option<i64>) = sqlx::query_as(touch)
-                .bind(now)
-                .bind(session_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_TOKEN)
                 .bind(next.id)
-                .bind(session_id)
                 .bind(&next.digest)
                 .bind(next.created_at)
                 .bind(next.expires_at)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(Spent { session_id, user_id, auth_time }))
-        }.await)
-        .map_err(map_err)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_err)?,
+            Database::Sqlite(pool) => sqlite_spend(pool, digest, next, now)
+                .await
+                .map_err(map_err)?,
+        };
+        Ok(spent.map(|(session_id, user_id, auth_time)| Spent {
+            session_id,
+            user_id,
+            auth_time,
+        }))
     }
 
     #[tracing::instrument(name = "sessions.set_auth_time", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
@@ -163,8 +222,7 @@ impl SessionRepo for Database {
     #[tracing::instrument(name = "sessions.revoke", skip_all, fields(otel.kind = "client", db.system.name = self.system_name()))]
     async fn revoke(&self, session_id: Uuid, now: i64) -> Result<bool, CoreError> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-        let _turn = self.write_turn().await;
-        on_pool!(self, pool => sqlx::query(sql).bind(now).bind(session_id).execute(pool).await.map(|r| r.rows_affected()))
+        on_writer!(self, conn => sqlx::query(sql).bind(now).bind(session_id).execute(conn).await.map(|r| r.rows_affected()))
             .map(|n| n == 1)
             .map_err(map_err)
     }
