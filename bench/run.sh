@@ -36,7 +36,7 @@ Environment only:
   BENCH_LOGIN_CONNECTIONS (16), BENCH_FLOOD_CONNECTIONS (64),
   BENCH_PROBE_CONNECTIONS (1), BENCH_ME_CONNECTIONS (32), BENCH_HEALTH_CONNECTIONS (32),
   BENCH_WRITE_CONNECTIONS (16: refresh, logout and register)
-  BENCH_LOGOUT_LOGINS  live logins made before each logout run (default 60000)
+  BENCH_LOGOUT_LOGINS  live logins made before each logout run (default 150000)
   register runs on a service of its own with Argon2id m=8 KiB, t=1, p=1, so
   the write path, not the hash, is measured
   BENCH_WRK_TIMEOUT    wrk --timeout (default 30s: flooded logins queue behind hashing)
@@ -83,7 +83,7 @@ probe_conns=${BENCH_PROBE_CONNECTIONS:-1}
 me_conns=${BENCH_ME_CONNECTIONS:-32}
 health_conns=${BENCH_HEALTH_CONNECTIONS:-32}
 write_conns=${BENCH_WRITE_CONNECTIONS:-16}
-logout_logins=${BENCH_LOGOUT_LOGINS:-60000}
+logout_logins=${BENCH_LOGOUT_LOGINS:-150000}
 wrk_timeout=${BENCH_WRK_TIMEOUT:-30s}
 
 # The benchmark account (register + login).
