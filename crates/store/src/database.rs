@@ -96,10 +96,14 @@ fn writer_slot(pool: &SqlitePool) -> WriterSlot {
 /// connection (opened with the pool's options on first use). Held for one
 /// transaction; never held while waiting for anything but the database.
 ///
-/// A turn that ends without [`SqliteWriter::keep`] (an error, or a request
-/// dropped mid-transaction) closes the connection, which rolls back whatever
-/// it left open; the next turn opens a new one. So no half-done transaction
-/// can outlive its turn.
+/// A batch that opens its own transaction in SQL (`BEGIN` … `COMMIT` sent
+/// at once) takes the turn with [`SqliteWriter::take`]: a turn that ends
+/// without [`SqliteWriter::keep`] (an error, or a request dropped
+/// mid-batch) closes the connection, which rolls back whatever it left
+/// open; the next turn opens a new one. Work in sqlx's own transactions
+/// (rolled back by sqlx when dropped or failed) or single statements takes
+/// it with [`SqliteWriter::take_managed`] and keeps the connection whatever
+/// happens, so an expected error (a duplicate username) costs no reconnect.
 pub(crate) struct SqliteWriter {
     slot: tokio::sync::OwnedMutexGuard<Option<sqlx::SqliteConnection>>,
     kept: bool,
@@ -113,6 +117,12 @@ impl SqliteWriter {
                 Some(sqlx::SqliteConnection::connect_with(pool.connect_options().as_ref()).await?);
         }
         Ok(Self { slot, kept: false })
+    }
+
+    pub(crate) async fn take_managed(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
+        let mut writer = Self::take(pool).await?;
+        writer.kept = true;
+        Ok(writer)
     }
 
     pub(crate) fn conn(&mut self) -> Result<&mut sqlx::SqliteConnection, sqlx::Error> {

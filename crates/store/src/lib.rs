@@ -17,11 +17,10 @@ macro_rules! on_pool {
 }
 
 /// Runs `$body`, which writes through `$conn` (a `&mut` connection of
-/// either backend) and yields `Result<_, sqlx::Error>`, as one of this
-/// process's hot writes: on PostgreSQL on a pooled connection, on SQLite on
-/// the file's writer, in its turn ([`database::SqliteWriter`]). On SQLite
-/// an error anywhere in `$body` (`?` included) closes the writer, so nothing
-/// it left open survives.
+/// either backend) in sqlx's transactions or single statements and yields
+/// `Result<_, sqlx::Error>`, as one of this process's hot writes: on
+/// PostgreSQL on a pooled connection, on SQLite on the file's writer, in
+/// its turn ([`database::SqliteWriter::take_managed`]).
 macro_rules! on_writer {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
@@ -35,15 +34,9 @@ macro_rules! on_writer {
             }
             $crate::Database::Sqlite(pool) => {
                 async {
-                    let mut writer = $crate::database::SqliteWriter::take(pool).await?;
-                    let out = {
-                        let $conn = writer.conn()?;
-                        $body
-                    };
-                    if out.is_ok() {
-                        writer.keep();
-                    }
-                    out
+                    let mut writer = $crate::database::SqliteWriter::take_managed(pool).await?;
+                    let $conn = writer.conn()?;
+                    $body
                 }
                 .await
             }

@@ -343,8 +343,8 @@ pub(crate) async fn create_user_with_mail(
     user: &gatehouse_core::ports::NewUser,
 ) -> Result<(), sqlx::Error> {
     let r = &user.record;
-    on_pool!(db, pool => async {
-        let mut tx = pool.begin().await?;
+    on_writer!(db, conn => async {
+        let mut tx = sqlx::Connection::begin(conn).await?;
         sqlx::query(insert_user)
             .bind(r.id)
             .bind(&r.username)

@@ -34,12 +34,16 @@ const PG_SPEND: &str = "WITH marked AS (\
       SELECT $3, id, $4, $5, $6 FROM touched) \
     SELECT id, user_id, auth_time FROM touched";
 
-/// The same spend on SQLite, as one batch sent to the connection's worker
-/// at once (one round trip instead of one per statement). SQLite has no
-/// writing CTEs: each statement goes on only if the one before it changed
-/// exactly one row (`changes()`), so a refused mark writes nothing, and the
-/// last one reads back what the caller needs only if the insert took.
-const SQLITE_SPEND: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
+/// The same spend on SQLite, as one batch sent to the writer's worker at
+/// once, its transaction included: one round trip instead of one per
+/// statement. SQLite has no writing CTEs: each statement goes on only if the
+/// one before it changed exactly one row (`changes()`), so a refused mark
+/// writes nothing, and the `SELECT` reads back what the caller needs only if
+/// the insert took. The answer comes after `COMMIT` (the whole batch is
+/// read); a batch stopped by an error or a dropped request ends its writer
+/// turn without `keep`, which closes the connection and so rolls it back.
+const SQLITE_SPEND: &str = "BEGIN IMMEDIATE; \
+    UPDATE refresh_tokens SET used_at = $1 WHERE token_digest = $2 \
       AND used_at IS NULL AND expires_at > $1 \
       AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL); \
     UPDATE sessions SET last_used_at = $1 WHERE changes() = 1 \
@@ -48,13 +52,12 @@ const SQLITE_SPEND: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_d
       SELECT $3, session_id, $4, $5, $6 FROM refresh_tokens \
       WHERE changes() = 1 AND token_digest = $2; \
     SELECT t.session_id, s.user_id, s.auth_time FROM refresh_tokens t \
-      JOIN sessions s ON s.id = t.session_id WHERE changes() = 1 AND t.id = $3";
+      JOIN sessions s ON s.id = t.session_id WHERE changes() = 1 AND t.id = $3; \
+    COMMIT";
 
 type SpentRow = (Uuid, Uuid, Option<i64>);
 
-/// Runs [`SQLITE_SPEND`] in a transaction on the file's writer. The whole
-/// batch runs (`fetch_all`): stopping at the first row would leave the rest
-/// unsent.
+/// Runs [`SQLITE_SPEND`] on the file's writer.
 async fn sqlite_spend(
     pool: &sqlx::SqlitePool,
     digest: &str,
@@ -62,7 +65,7 @@ async fn sqlite_spend(
     now: i64,
 ) -> Result<Option<SpentRow>, sqlx::Error> {
     let mut writer = SqliteWriter::take(pool).await?;
-    let mut tx = writer.conn()?.begin().await?;
+    // `fetch_all`: stopping at the row would leave `COMMIT` unsent.
     let rows: Vec<SpentRow> = sqlx::query_as(SQLITE_SPEND)
         .bind(now)
         .bind(digest)
@@ -70,20 +73,10 @@ async fn sqlite_spend(
         .bind(&next.digest)
         .bind(next.created_at)
         .bind(next.expires_at)
-        .fetch_all(&mut *tx)
+        .fetch_all(writer.conn()?)
         .await?;
-    let spent = match rows.as_slice() {
-        [row] => {
-            tx.commit().await?;
-            Some(*row)
-        }
-        _ => {
-            tx.rollback().await?;
-            None
-        }
-    };
     writer.keep();
-    Ok(spent)
+    Ok(rows.first().copied())
 }
 
 #[derive(sqlx::FromRow)]
@@ -280,5 +273,136 @@ impl SessionRepo for Database {
                     .collect()
             })
             .map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PoolSettings;
+
+    async fn database() -> (tempfile::TempDir, Database, sqlx::SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db", dir.path().display());
+        let db = Database::connect(&url, PoolSettings::default())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let Database::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        let pool = pool.clone();
+        (dir, db, pool)
+    }
+
+    fn next(digest: &str, now: i64) -> NextRefreshToken {
+        NextRefreshToken {
+            id: Uuid::now_v7(),
+            digest: digest.to_owned(),
+            created_at: now,
+            expires_at: now + 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_spent_once_and_a_refused_spend_writes_nothing() {
+        let (_dir, db, pool) = database().await;
+        let user_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email_index, email_enc, \
+             password_hash, role, created_at, updated_at) \
+             VALUES ($1, 'u', 'u', 'i', 'e', 'h', 'user', 0, 0)",
+        )
+        .bind(user_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let now = 1_000_000;
+        let session = NewSession {
+            id: Uuid::now_v7(),
+            user_id,
+            created_at: now,
+            expires_at: now + 10_000,
+            auth_time: now - 5,
+            ip: None,
+            user_agent: None,
+        };
+        let first = NewRefreshToken {
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            digest: "d0".into(),
+            created_at: now,
+            expires_at: now + 1_000,
+        };
+        db.start(&session, &first).await.unwrap();
+        let tokens = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM refresh_tokens")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+
+        let spent = db.spend("d0", &next("d1", now + 1), now + 1).await.unwrap();
+        let spent = spent.expect("a live token is spent");
+        assert_eq!(
+            (spent.session_id, spent.user_id, spent.auth_time),
+            (session.id, user_id, Some(now - 5))
+        );
+        assert_eq!(tokens().await, 2);
+        let last_used: i64 = sqlx::query_scalar("SELECT last_used_at FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(last_used, now + 1, "the login was touched");
+
+        // Spent already, unknown, expired, or of a revoked login: refused,
+        // and nothing is written (no third token, no touch).
+        let refused = [("d0", now + 2), ("nope", now + 2), ("d1", now + 1 + 1_000)];
+        for (digest, at) in refused {
+            assert!(
+                db.spend(digest, &next("dx", at), at)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{digest} at {at}"
+            );
+        }
+        assert!(db.revoke(session.id, now + 3).await.unwrap());
+        assert!(
+            db.spend("d1", &next("dx", now + 4), now + 4)
+                .await
+                .unwrap()
+                .is_none(),
+            "a revoked login's token is refused"
+        );
+        assert_eq!(tokens().await, 2);
+        let last_used: i64 = sqlx::query_scalar("SELECT last_used_at FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(last_used, now + 1);
+
+        // No refusal left a transaction open on the writer: a new login
+        // and its spend still go through, and are visible to other readers.
+        let second = NewSession {
+            id: Uuid::now_v7(),
+            ..session
+        };
+        let token = NewRefreshToken {
+            id: Uuid::now_v7(),
+            session_id: second.id,
+            digest: "e0".into(),
+            created_at: now,
+            expires_at: now + 1_000,
+        };
+        db.start(&second, &token).await.unwrap();
+        assert!(
+            db.spend("e0", &next("e1", now + 5), now + 5)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(tokens().await, 4);
+        db.close().await;
     }
 }
